@@ -1,0 +1,64 @@
+// cohort-client: the site daemon. Trains the federation's model on local data and sends back
+// only the update, over an outbound mutual-TLS connection.
+#include <csignal>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "client/site_client.h"
+#include "client/torch_trainer.h"
+#include "common/config/client_config.h"
+#include "common/util/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"cohort-client: trains locally and sends updates to a cohort coordinator"};
+  std::string config_path;
+  bool check_config = false;
+  app.set_version_flag("--version", std::string("cohort-client ") + COHORT_VERSION);
+  app.add_option("--config", config_path, "Client YAML file")->required();
+  app.add_flag("--check-config", check_config, "Validate the config (and load the data) and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  absl::StatusOr<cohort::config::ClientConfig> config =
+      cohort::config::LoadClientConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "cohort-client: " << config.status().message() << "\n";
+    return 2;
+  }
+  auto trainer = cohort::client::MakeTorchTrainer(config->data, config->threads,
+                                                  std::random_device{}());
+  if (!trainer.ok()) {
+    std::cerr << "cohort-client: " << config_path << ": data: " << trainer.status().message()
+              << "\n";
+    return 2;
+  }
+  if (check_config) {
+    std::cout << config_path << ": OK (site " << config->site << ", "
+              << (*trainer)->train_examples() << " training and " << (*trainer)->test_examples()
+              << " test examples, " << (*trainer)->num_features() << " features)\n";
+    return 0;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  cohort::InitLogging(config->site, config->logging.json,
+                      spdlog::level::from_str(config->logging.level));
+  cohort::client::SiteClient client(*config, std::move(*trainer));
+  std::thread([signals, &client]() mutable {
+    int received = 0;
+    sigwait(&signals, &received);
+    spdlog::warn("stage=shutdown received signal {}, stopping", received);
+    client.Stop();
+  }).detach();
+  absl::Status status = client.Run();
+  if (!status.ok() && !absl::IsCancelled(status)) {
+    spdlog::error("stage=done {}", status.message());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,62 @@
+#ifndef COHORT_CLIENT_SITE_CLIENT_H_
+#define COHORT_CLIENT_SITE_CLIENT_H_
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "client/trainer.h"
+#include "cohort/v1/cohort.grpc.pb.h"
+#include "common/config/client_config.h"
+
+namespace cohort::client {
+
+// cohort-client as a library: dials out to the coordinator over mutual TLS, keeps one
+// Session stream open, and runs each task it pushes (download the model in chunks, train or
+// evaluate locally, stream the update back). Reconnects with exponential backoff and full
+// jitter; the site never listens on a port.
+class SiteClient {
+ public:
+  SiteClient(config::ClientConfig config, std::unique_ptr<Trainer> trainer);
+
+  // Runs until the coordinator reports the federation done (OK) or Stop() (Cancelled).
+  absl::Status Run();
+  // Ends Run() from another thread.
+  void Stop();
+
+  // Counters for tests and the log.
+  int tasks_completed() const { return tasks_completed_; }
+  int sessions_opened() const { return sessions_opened_; }
+
+ private:
+  enum class SessionEnd { kDone, kLost };
+  // One connection: Hello, then tasks until the stream ends.
+  SessionEnd RunSession(std::string* why);
+  absl::Status HandleTrain(cohort::v1::Federation::Stub& stub, const cohort::v1::TrainTask& task);
+  absl::StatusOr<EvalResult> HandleEvaluate(cohort::v1::Federation::Stub& stub,
+                                            const cohort::v1::EvaluateTask& task);
+  absl::StatusOr<std::vector<float>> Download(cohort::v1::Federation::Stub& stub, uint64_t round,
+                                              const cohort::v1::ModelRef& ref,
+                                              int64_t deadline_unix_ms);
+  absl::Status Upload(cohort::v1::Federation::Stub& stub, const cohort::v1::TrainTask& task,
+                      const TrainResult& result);
+
+  const config::ClientConfig config_;
+  std::unique_ptr<Trainer> trainer_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::mt19937_64 jitter_;
+  std::atomic<bool> stopping_{false};
+  absl::Mutex mu_;
+  grpc::ClientContext* session_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::atomic<int> tasks_completed_{0};
+  std::atomic<int> sessions_opened_{0};
+};
+
+}  // namespace cohort::client
+
+#endif  // COHORT_CLIENT_SITE_CLIENT_H_

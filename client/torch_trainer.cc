@@ -1,0 +1,156 @@
+#include "client/torch_trainer.h"
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/model/torch_model.h"
+
+namespace cohort::client {
+namespace {
+
+// Trains and evaluates built-in models with LibTorch on an in-memory tabular split.
+class TorchTrainer final : public Trainer {
+ public:
+  TorchTrainer(data::TrainTestSplit split, uint64_t seed) : seed_(seed) {
+    train_x_ = ToTensor(split.train);
+    train_y_ = torch::tensor(split.train.labels, torch::kInt64);
+    test_x_ = ToTensor(split.test);
+    test_y_ = torch::tensor(split.test.labels, torch::kInt64);
+    num_features_ = split.train.cols();
+    max_label_ = 0;
+    for (int64_t y : split.train.labels) max_label_ = std::max(max_label_, y);
+    for (int64_t y : split.test.labels) max_label_ = std::max(max_label_, y);
+  }
+
+  uint64_t train_examples() const override { return train_y_.size(0); }
+  uint64_t test_examples() const override { return test_y_.size(0); }
+  int64_t num_features() const override { return num_features_; }
+
+  absl::Status CheckModel(const config::ModelSpec& spec,
+                          const tensor::ParameterLayout& layout) const override {
+    if (spec.inputs != num_features_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the federation's model takes ", spec.inputs, " inputs but this site's data has ",
+          num_features_, " feature columns"));
+    }
+    if (max_label_ >= spec.classes) {
+      return absl::InvalidArgumentError(absl::StrCat("this site's data has label ", max_label_,
+                                                     " but the model has ", spec.classes,
+                                                     " classes"));
+    }
+    torch::nn::Sequential module = model::BuildModule(spec);
+    std::vector<tensor::TensorSpec> specs;
+    for (const auto& p : module->named_parameters()) {
+      specs.push_back({p.key(), p.value().sizes().vec()});
+    }
+    if (tensor::ParameterLayout(specs).Fingerprint() != layout.Fingerprint()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model layout mismatch: coordinator sent ", layout.Fingerprint(),
+                       ", this site builds ", tensor::ParameterLayout(specs).Fingerprint()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<TrainResult> Train(const config::ModelSpec& spec,
+                                    const tensor::ParameterLayout& layout,
+                                    const std::vector<float>& global,
+                                    const TrainingParams& params) override {
+    const absl::Time start = absl::Now();
+    try {
+      torch::nn::Sequential module = model::BuildModule(spec);
+      if (absl::Status s = model::LoadFlatParameters(module, layout, global); !s.ok()) return s;
+      module->train();
+      torch::optim::SGD optimizer(module->parameters(),
+                                  torch::optim::SGDOptions(params.learning_rate));
+      torch::Generator generator = at::detail::createCPUGenerator(seed_ + round_counter_++);
+      const int64_t n = train_x_.size(0);
+      double last_epoch_loss = 0;
+      for (int64_t epoch = 0; epoch < params.epochs; ++epoch) {
+        torch::Tensor order = torch::randperm(n, generator, torch::kInt64);
+        double loss_sum = 0;
+        for (int64_t begin = 0; begin < n; begin += params.batch_size) {
+          torch::Tensor idx = order.slice(0, begin, std::min(n, begin + params.batch_size));
+          torch::Tensor x = train_x_.index_select(0, idx);
+          torch::Tensor y = train_y_.index_select(0, idx);
+          optimizer.zero_grad();
+          torch::Tensor loss = torch::nn::functional::cross_entropy(module->forward(x), y);
+          loss.backward();
+          optimizer.step();
+          loss_sum += loss.item<double>() * idx.size(0);
+        }
+        last_epoch_loss = loss_sum / std::max<int64_t>(n, 1);
+      }
+      TrainResult result;
+      std::vector<float> trained = model::FlattenParameters(module);
+      result.delta.resize(trained.size());
+      for (size_t i = 0; i < trained.size(); ++i) result.delta[i] = trained[i] - global[i];
+      result.train_loss = last_epoch_loss;
+      result.examples = static_cast<uint64_t>(n);
+      result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      return result;
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("local training failed: ", e.what()));
+    }
+  }
+
+  absl::StatusOr<EvalResult> Evaluate(const config::ModelSpec& spec,
+                                      const tensor::ParameterLayout& layout,
+                                      const std::vector<float>& values) override {
+    try {
+      torch::nn::Sequential module = model::BuildModule(spec);
+      if (absl::Status s = model::LoadFlatParameters(module, layout, values); !s.ok()) return s;
+      module->eval();
+      torch::NoGradGuard no_grad;
+      EvalResult result;
+      result.examples = static_cast<uint64_t>(test_x_.size(0));
+      if (result.examples == 0) return result;
+      torch::Tensor logits = module->forward(test_x_);
+      result.loss = torch::nn::functional::cross_entropy(logits, test_y_).item<double>();
+      result.correct = static_cast<uint64_t>(
+          logits.argmax(1).eq(test_y_).sum().item<int64_t>());
+      return result;
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("evaluation failed: ", e.what()));
+    }
+  }
+
+ private:
+  static torch::Tensor ToTensor(const data::Dataset& d) {
+    return torch::from_blob(const_cast<float*>(d.features.data()), {d.rows(), d.cols()},
+                            torch::kFloat32)
+        .clone();
+  }
+
+  uint64_t seed_;
+  uint64_t round_counter_ = 0;
+  torch::Tensor train_x_, train_y_, test_x_, test_y_;
+  int64_t num_features_ = 0;
+  int64_t max_label_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(data::TrainTestSplit split, uint64_t seed) {
+  return std::make_unique<TorchTrainer>(std::move(split), seed);
+}
+
+absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const config::DataConfig& data_config,
+                                                          int64_t threads, uint64_t seed) {
+  absl::StatusOr<data::Dataset> dataset = data::LoadCsv(data_config.path, data_config.label);
+  if (!dataset.ok()) return dataset.status();
+  data::TrainTestSplit split =
+      data::SplitTrainTest(*dataset, data_config.test_fraction, data_config.split_seed);
+  if (split.train.rows() == 0 || split.test.rows() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(data_config.path, ": too few rows (",
+                                                   dataset->rows(),
+                                                   ") for a train and a test split"));
+  }
+  data::Standardizer standardizer = data::Standardizer::Fit(split.train);
+  standardizer.Apply(&split.train);
+  standardizer.Apply(&split.test);
+  torch::set_num_threads(static_cast<int>(threads));
+  return MakeTorchTrainerFromSplit(std::move(split), seed);
+}
+
+}  // namespace cohort::client

@@ -1,0 +1,24 @@
+#ifndef COHORT_CLIENT_TORCH_TRAINER_H_
+#define COHORT_CLIENT_TORCH_TRAINER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "client/trainer.h"
+#include "common/config/client_config.h"
+#include "common/data/csv.h"
+
+namespace cohort::client {
+
+// Builds the LibTorch trainer for a site's data: loads the CSV, splits off the held-out test
+// part (stratified, seeded), standardises both with statistics of the site's own training
+// rows, and trains with minibatch SGD and cross-entropy.
+absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const config::DataConfig& data,
+                                                          int64_t threads, uint64_t seed);
+
+// The same trainer over data already in memory (tests, benchmarks, simulations).
+std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(data::TrainTestSplit split, uint64_t seed);
+
+}  // namespace cohort::client
+
+#endif  // COHORT_CLIENT_TORCH_TRAINER_H_

@@ -1,0 +1,58 @@
+#ifndef COHORT_CLIENT_TRAINER_H_
+#define COHORT_CLIENT_TRAINER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/config/coordinator_config.h"
+#include "common/tensor/layout.h"
+
+namespace cohort::client {
+
+// Hyperparameters of one local training task, as sent by the coordinator.
+struct TrainingParams {
+  int64_t epochs = 1;
+  int64_t batch_size = 32;
+  double learning_rate = 0.1;
+};
+
+// What local training produced: the parameter delta (trained minus global) and its metrics.
+struct TrainResult {
+  std::vector<float> delta;
+  double train_loss = 0;  // mean loss over the last epoch
+  uint64_t examples = 0;  // training examples behind the update (its FedAvg weight)
+  double seconds = 0;
+};
+
+// A model's score on the site's held-out split.
+struct EvalResult {
+  uint64_t examples = 0;
+  double loss = 0;  // mean
+  uint64_t correct = 0;
+};
+
+// Local training and evaluation at a site. The client daemon drives it; LibTorch stays
+// behind this interface so that the connection code compiles without it.
+class Trainer {
+ public:
+  virtual ~Trainer() = default;
+  virtual uint64_t train_examples() const = 0;
+  virtual uint64_t test_examples() const = 0;
+  virtual int64_t num_features() const = 0;
+  // Refuses an architecture that cannot run on this site's data (InvalidArgument, with why).
+  virtual absl::Status CheckModel(const config::ModelSpec& spec,
+                                  const tensor::ParameterLayout& layout) const = 0;
+  virtual absl::StatusOr<TrainResult> Train(const config::ModelSpec& spec,
+                                            const tensor::ParameterLayout& layout,
+                                            const std::vector<float>& global,
+                                            const TrainingParams& params) = 0;
+  virtual absl::StatusOr<EvalResult> Evaluate(const config::ModelSpec& spec,
+                                              const tensor::ParameterLayout& layout,
+                                              const std::vector<float>& model) = 0;
+};
+
+}  // namespace cohort::client
+
+#endif  // COHORT_CLIENT_TRAINER_H_

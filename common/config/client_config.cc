@@ -1,0 +1,65 @@
+#include "common/config/client_config.h"
+
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/config/config_common.h"
+#include "common/config/yaml_reader.h"
+
+namespace cohort::config {
+
+absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
+                                               const std::string& source_name,
+                                               const std::string& base_dir) {
+  YAML::Node root;
+  if (absl::Status status = ParseYamlRoot(yaml_text, source_name, &root); !status.ok()) {
+    return status;
+  }
+  ConfigErrors errors(source_name);
+  MapReader top(root, "", &errors, base_dir);
+  ClientConfig config;
+  config.source_file = source_name;
+  config.site = top.String("site");
+  if (!config.site.empty() && !IsValidSiteId(config.site)) {
+    top.Fail("site", "use lower-case letters, digits, '.', '_' or '-' (max 63)");
+  }
+  config.coordinator = top.String("coordinator");
+  CheckHostPort(top, "coordinator", config.coordinator, /*allow_port_zero=*/false);
+  config.server_name = top.String("server_name", "");
+  config.tls = ReadTls(top.Map("tls"));
+
+  MapReader data = top.Map("data");
+  if (!top.Has("data")) top.Fail("data", "required key is missing");
+  config.data.format = data.Enum("format", "csv", {"csv"});
+  config.data.path = data.Path("path", /*required=*/true, /*must_exist=*/true);
+  config.data.label = data.String("label");
+  config.data.test_fraction = data.Double("test_fraction", 0.2, 0.0, 0.9, /*min_exclusive=*/true);
+  config.data.split_seed = static_cast<uint64_t>(
+      data.Int("split_seed", 1, 0, std::numeric_limits<int64_t>::max()));
+  data.Finish();
+
+  MapReader reconnect = top.Map("reconnect");
+  config.reconnect.initial_backoff =
+      reconnect.Duration("initial_backoff", absl::Milliseconds(500));
+  config.reconnect.max_backoff = reconnect.Duration("max_backoff", absl::Seconds(30));
+  if (config.reconnect.max_backoff < config.reconnect.initial_backoff) {
+    reconnect.Fail("max_backoff", "must not be shorter than initial_backoff");
+  }
+  reconnect.Finish();
+
+  config.logging = ReadLogging(top.Map("logging"));
+  config.threads = top.Int("threads", 1, 1, 256);
+  config.exit_when_done = top.Bool("exit_when_done", true);
+  top.Finish();
+  if (!errors.ok()) return errors.ToStatus();
+  return config;
+}
+
+absl::StatusOr<ClientConfig> LoadClientConfig(const std::string& path) {
+  std::string base_dir;
+  absl::StatusOr<std::string> text = ReadConfigFile(path, &base_dir);
+  if (!text.ok()) return text.status();
+  return ParseClientConfig(*text, path, base_dir);
+}
+
+}  // namespace cohort::config

@@ -1,0 +1,54 @@
+#ifndef COHORT_COMMON_CONFIG_CLIENT_CONFIG_H_
+#define COHORT_COMMON_CONFIG_CLIENT_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/config/coordinator_config.h"
+
+namespace cohort::config {
+
+// The site's local data set.
+struct DataConfig {
+  std::string format = "csv";
+  std::string path;
+  std::string label;
+  double test_fraction = 0.2;
+  // Seeds the train/test split so a site's held-out set stays the same across restarts.
+  uint64_t split_seed = 1;
+};
+
+// Reconnection policy: exponential backoff with full jitter between the two bounds.
+struct ReconnectConfig {
+  absl::Duration initial_backoff = absl::Milliseconds(500);
+  absl::Duration max_backoff = absl::Seconds(30);
+};
+
+// Everything cohort-client reads from its YAML file.
+struct ClientConfig {
+  std::string source_file;
+  std::string site;
+  std::string coordinator;
+  // Name to verify in the coordinator's certificate; defaults to the host of `coordinator`.
+  std::string server_name;
+  TlsFiles tls;
+  DataConfig data;
+  ReconnectConfig reconnect;
+  LoggingConfig logging;
+  // LibTorch intra-op threads for local training.
+  int64_t threads = 1;
+  // Exit once the coordinator reports the federation finished (otherwise keep waiting for
+  // the next federation run).
+  bool exit_when_done = true;
+};
+
+absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
+                                               const std::string& source_name,
+                                               const std::string& base_dir);
+absl::StatusOr<ClientConfig> LoadClientConfig(const std::string& path);
+
+}  // namespace cohort::config
+
+#endif  // COHORT_COMMON_CONFIG_CLIENT_CONFIG_H_

@@ -1,0 +1,24 @@
+#ifndef COHORT_COMMON_CONFIG_CONFIG_COMMON_H_
+#define COHORT_COMMON_CONFIG_CONFIG_COMMON_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/config/coordinator_config.h"
+#include "common/config/yaml_reader.h"
+
+namespace cohort::config {
+
+// Reads the `tls:` section (ca, cert, key; all must exist).
+TlsFiles ReadTls(MapReader tls);
+// Reads the optional `logging:` section.
+LoggingConfig ReadLogging(MapReader logging);
+// Checks "host:port" (port 0..65535; 0 means pick a free port, only useful for listening).
+void CheckHostPort(MapReader& reader, const std::string& key, const std::string& value,
+                   bool allow_port_zero);
+// Reads a file and returns its text plus the directory relative paths resolve against.
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path, std::string* base_dir);
+
+}  // namespace cohort::config
+
+#endif  // COHORT_COMMON_CONFIG_CONFIG_COMMON_H_

@@ -1,0 +1,158 @@
+#include "common/config/coordinator_config.h"
+
+#include <filesystem>
+#include <limits>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/config/config_common.h"
+#include "common/config/yaml_reader.h"
+#include "common/util/files.h"
+
+namespace cohort::config {
+
+TlsFiles ReadTls(MapReader tls) {
+  TlsFiles files;
+  files.ca = tls.Path("ca", true, true);
+  files.cert = tls.Path("cert", true, true);
+  files.key = tls.Path("key", true, true);
+  tls.Finish();
+  return files;
+}
+
+LoggingConfig ReadLogging(MapReader logging) {
+  LoggingConfig out;
+  out.json = logging.Bool("json", false);
+  out.level = logging.Enum("level", "info", {"trace", "debug", "info", "warn", "error"});
+  logging.Finish();
+  return out;
+}
+
+void CheckHostPort(MapReader& reader, const std::string& key, const std::string& value,
+                   bool allow_port_zero) {
+  if (value.empty()) return;  // Missing value was reported already.
+  size_t colon = value.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(value.substr(colon + 1), &port) || port > 65535 ||
+      (port == 0 && !allow_port_zero)) {
+    reader.Fail(key, absl::StrCat("expected host:port with a port from ",
+                                  allow_port_zero ? 0 : 1, " to 65535 (got '", value, "')"));
+  }
+}
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path, std::string* base_dir) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("cannot read config: ", text.status().message()));
+  }
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  *base_dir = parent.empty() ? "." : parent.string();
+  return text;
+}
+
+namespace {
+
+ModelSpec ReadModel(MapReader model) {
+  ModelSpec spec;
+  spec.arch = model.Enum("arch", std::nullopt, {"logreg", "mlp"});
+  spec.inputs = model.Int("inputs", std::nullopt, 1, 1 << 24);
+  spec.hidden = model.IntList("hidden", 1, 1 << 24);
+  spec.classes = model.Int("classes", std::nullopt, 2, 1 << 20);
+  if (spec.arch == "logreg" && !spec.hidden.empty()) {
+    model.Fail("hidden", "logreg has no hidden layers; remove 'hidden' or use arch: mlp");
+  }
+  if (spec.arch == "mlp" && spec.hidden.empty() && model.Has("arch")) {
+    model.Fail("hidden", "mlp needs at least one hidden layer size, e.g. hidden: [32]");
+  }
+  model.Finish();
+  return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml_text,
+                                                          const std::string& source_name,
+                                                          const std::string& base_dir) {
+  YAML::Node root;
+  if (absl::Status status = ParseYamlRoot(yaml_text, source_name, &root); !status.ok()) {
+    return status;
+  }
+  ConfigErrors errors(source_name);
+  MapReader top(root, "", &errors, base_dir);
+  CoordinatorConfig config;
+  config.source_file = source_name;
+  config.federation = top.String("federation");
+  if (!config.federation.empty() && !IsValidSiteId(config.federation)) {
+    top.Fail("federation", "use lower-case letters, digits, '.', '_' or '-' (max 63)");
+  }
+  config.listen = top.String("listen");
+  CheckHostPort(top, "listen", config.listen, /*allow_port_zero=*/true);
+  config.tls = ReadTls(top.Map("tls"));
+  config.sites = top.StringList("sites", /*required=*/true);
+  std::set<std::string> seen;
+  for (const std::string& site : config.sites) {
+    if (!IsValidSiteId(site)) {
+      top.Fail("sites", absl::StrCat("'", site, "' is not a valid site id (lower-case letters, "
+                                                "digits, '.', '_', '-'; max 63)"));
+    } else if (!seen.insert(site).second) {
+      top.Fail("sites", absl::StrCat("site '", site, "' is listed twice"));
+    }
+  }
+  if (top.Has("sites") && config.sites.empty()) top.Fail("sites", "list at least one site");
+  config.state_dir = top.Path("state_dir", /*required=*/true, /*must_exist=*/false);
+  config.model = ReadModel(top.Map("model"));
+  if (!top.Has("model")) top.Fail("model", "required key is missing");
+
+  MapReader rounds = top.Map("rounds");
+  if (!top.Has("rounds")) top.Fail("rounds", "required key is missing");
+  config.rounds.count = rounds.Int("count", std::nullopt, 1, 1000000);
+  config.rounds.min_clients = rounds.Int("min_clients", 1, 1, 1000000);
+  config.rounds.stage_timeout = rounds.Duration("stage_timeout", absl::Seconds(60));
+  config.rounds.select_timeout = rounds.Duration("select_timeout", absl::Seconds(30));
+  if (!config.sites.empty() &&
+      config.rounds.min_clients > static_cast<int64_t>(config.sites.size())) {
+    rounds.Fail("min_clients", absl::StrCat("is ", config.rounds.min_clients, " but only ",
+                                            config.sites.size(), " sites are allowed"));
+  }
+  rounds.Finish();
+
+  MapReader training = top.Map("training");
+  config.training.epochs = training.Int("epochs", 1, 1, 10000);
+  config.training.batch_size = training.Int("batch_size", 32, 1, 1 << 20);
+  config.training.learning_rate = training.Double("lr", 0.1, 0.0, 100.0, /*min_exclusive=*/true);
+  config.training.optimizer = training.Enum("optimizer", "sgd", {"sgd"});
+  training.Finish();
+
+  MapReader aggregation = top.Map("aggregation");
+  config.aggregation.strategy = aggregation.Enum("strategy", "fedavg", {"fedavg"});
+  aggregation.Finish();
+
+  MapReader limits = top.Map("limits");
+  config.limits.max_concurrent_uploads = limits.Int("max_concurrent_uploads", 2, 1, 1024);
+  config.limits.max_chunk_bytes = limits.Int("max_chunk_bytes", 4 << 20, 1024, 64 << 20);
+  limits.Finish();
+
+  config.logging = ReadLogging(top.Map("logging"));
+  if (top.Has("seed")) {
+    config.has_seed = true;
+    config.seed = static_cast<uint64_t>(
+        top.Int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+  } else {
+    top.Int("seed", 0, 0, 0);  // Marks the key as known.
+  }
+  top.Finish();
+  if (!errors.ok()) return errors.ToStatus();
+  return config;
+}
+
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
+  std::string base_dir;
+  absl::StatusOr<std::string> text = ReadConfigFile(path, &base_dir);
+  if (!text.ok()) return text.status();
+  return ParseCoordinatorConfig(*text, path, base_dir);
+}
+
+}  // namespace cohort::config

@@ -1,0 +1,93 @@
+#ifndef COHORT_COMMON_CONFIG_COORDINATOR_CONFIG_H_
+#define COHORT_COMMON_CONFIG_COORDINATOR_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace cohort::config {
+
+// PEM files for one TLS identity plus the federation CA that peers must chain to.
+struct TlsFiles {
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+
+// Logging options shared by both daemons.
+struct LoggingConfig {
+  bool json = false;
+  std::string level = "info";
+};
+
+// A built-in model architecture. `logreg` has no hidden layers; `mlp` has ReLU hidden layers.
+struct ModelSpec {
+  std::string arch = "mlp";
+  int64_t inputs = 0;
+  std::vector<int64_t> hidden;
+  int64_t classes = 2;
+};
+
+// How many rounds to run and how long each stage may take.
+struct RoundsConfig {
+  int64_t count = 0;
+  int64_t min_clients = 1;
+  absl::Duration stage_timeout = absl::Seconds(60);
+  // How long a round waits in SELECT for min_clients live sites before it gives up for now
+  // and tries again (the federation keeps waiting; nothing is consumed).
+  absl::Duration select_timeout = absl::Seconds(30);
+};
+
+// Hyperparameters sent to every site with each training task.
+struct TrainingConfig {
+  int64_t epochs = 1;
+  int64_t batch_size = 32;
+  double learning_rate = 0.1;
+  std::string optimizer = "sgd";
+};
+
+// How site updates are combined.
+struct AggregationConfig {
+  std::string strategy = "fedavg";
+};
+
+// Resource limits that protect the coordinator from a misbehaving or hostile peer.
+struct LimitsConfig {
+  // Uploads staged at the same time; coordinator memory is O(model x (1 + this)).
+  int64_t max_concurrent_uploads = 2;
+  // Largest data chunk accepted in an upload stream.
+  int64_t max_chunk_bytes = 4 << 20;
+};
+
+// Everything cohort-coordinator reads from its YAML file.
+struct CoordinatorConfig {
+  std::string source_file;
+  std::string federation;
+  std::string listen;
+  TlsFiles tls;
+  std::vector<std::string> sites;
+  std::string state_dir;
+  ModelSpec model;
+  RoundsConfig rounds;
+  TrainingConfig training;
+  AggregationConfig aggregation;
+  LimitsConfig limits;
+  LoggingConfig logging;
+  uint64_t seed = 0;
+  bool has_seed = false;
+};
+
+// Parses and validates a coordinator config. Relative paths are resolved against
+// `base_dir` (the config file's directory when loaded from a file). Errors name the file,
+// line and key.
+absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml_text,
+                                                          const std::string& source_name,
+                                                          const std::string& base_dir);
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path);
+
+}  // namespace cohort::config
+
+#endif  // COHORT_COMMON_CONFIG_COORDINATOR_CONFIG_H_

@@ -1,0 +1,210 @@
+#include "common/state/state_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace cohort::state {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS rounds (
+  round         INTEGER PRIMARY KEY,
+  status        TEXT NOT NULL CHECK (status IN ('started', 'committed', 'aborted')),
+  started_at    REAL NOT NULL,
+  duration_s    REAL NOT NULL DEFAULT 0,
+  participants  TEXT NOT NULL DEFAULT '',
+  dropped       TEXT NOT NULL DEFAULT '',
+  examples      INTEGER NOT NULL DEFAULT 0,
+  train_loss    REAL,
+  test_loss     REAL,
+  test_accuracy REAL,
+  test_examples INTEGER NOT NULL DEFAULT 0,
+  checkpoint    TEXT NOT NULL DEFAULT '',
+  reason        TEXT NOT NULL DEFAULT ''
+);
+)sql";
+
+// RAII prepared statement.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void BindText(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.c_str(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void BindOptional(int i, const std::optional<double>& v) {
+    if (v.has_value()) {
+      sqlite3_bind_double(stmt_, i, *v);
+    } else {
+      sqlite3_bind_null(stmt_, i);
+    }
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+std::optional<double> ColumnOptional(sqlite3_stmt* stmt, int i) {
+  if (sqlite3_column_type(stmt, i) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_double(stmt, i);
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int i) {
+  const unsigned char* text = sqlite3_column_text(stmt, i);
+  return text == nullptr ? "" : reinterpret_cast<const char*>(text);
+}
+
+// Site ids are validated ([a-z0-9._-]), so a comma-separated list is unambiguous.
+std::vector<std::string> SplitIds(const std::string& text) {
+  if (text.empty()) return {};
+  return absl::StrSplit(text, ',');
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  std::unique_ptr<StateStore> store(new StateStore(db, path));
+  if (rc != SQLITE_OK) return store->Error("cannot open state database");
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;"}) {
+    if (absl::Status s = store->Exec(pragma); !s.ok()) return s;
+  }
+  if (absl::Status s = store->Exec(kSchema); !s.ok()) return s;
+  return store;
+}
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string& path) {
+  if (!std::filesystem::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("no state database at ", path,
+                                            " (is --state-dir the coordinator's state_dir?)"));
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  std::unique_ptr<StateStore> store(new StateStore(db, path));
+  if (rc != SQLITE_OK) return store->Error("cannot open state database");
+  sqlite3_busy_timeout(db, 5000);
+  return store;
+}
+
+StateStore::~StateStore() { sqlite3_close_v2(db_); }
+
+absl::Status StateStore::Error(const std::string& what) const {
+  return absl::InternalError(absl::StrCat(what, " (", path_, "): ",
+                                          db_ ? sqlite3_errmsg(db_) : "out of memory"));
+}
+
+absl::Status StateStore::Exec(const std::string& sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : "unknown error";
+    sqlite3_free(message);
+    return absl::InternalError(absl::StrCat("state database ", path_, ": ", text));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::BeginRound(uint64_t round, absl::Time started_at) {
+  Statement stmt(db_, "INSERT INTO rounds (round, status, started_at) VALUES (?, 'started', ?)");
+  if (!stmt.ok()) return Error("prepare BeginRound");
+  sqlite3_bind_int64(stmt.get(), 1, static_cast<sqlite3_int64>(round));
+  sqlite3_bind_double(stmt.get(), 2, absl::ToDoubleSeconds(started_at - absl::UnixEpoch()));
+  int rc = sqlite3_step(stmt.get());
+  if (rc == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError(absl::StrCat("round ", round, " was already used"));
+  }
+  if (rc != SQLITE_DONE) return Error(absl::StrCat("record start of round ", round));
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::CommitRound(const RoundRecord& r) {
+  Statement stmt(db_,
+                 "UPDATE rounds SET status='committed', duration_s=?, participants=?, dropped=?, "
+                 "examples=?, train_loss=?, test_loss=?, test_accuracy=?, test_examples=?, "
+                 "checkpoint=? WHERE round=? AND status='started'");
+  if (!stmt.ok()) return Error("prepare CommitRound");
+  sqlite3_bind_double(stmt.get(), 1, r.duration_s);
+  stmt.BindText(2, absl::StrJoin(r.participants, ","));
+  stmt.BindText(3, absl::StrJoin(r.dropped, ","));
+  sqlite3_bind_int64(stmt.get(), 4, static_cast<sqlite3_int64>(r.examples));
+  stmt.BindOptional(5, r.train_loss);
+  stmt.BindOptional(6, r.test_loss);
+  stmt.BindOptional(7, r.test_accuracy);
+  sqlite3_bind_int64(stmt.get(), 8, static_cast<sqlite3_int64>(r.test_examples));
+  stmt.BindText(9, r.checkpoint);
+  sqlite3_bind_int64(stmt.get(), 10, static_cast<sqlite3_int64>(r.round));
+  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error("commit round");
+  if (sqlite3_changes(db_) != 1) {
+    return absl::FailedPreconditionError(absl::StrCat("round ", r.round, " is not open"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::AbortRound(uint64_t round, absl::Duration duration,
+                                    const std::string& reason) {
+  Statement stmt(db_,
+                 "UPDATE rounds SET status='aborted', duration_s=?, reason=? "
+                 "WHERE round=? AND status='started'");
+  if (!stmt.ok()) return Error("prepare AbortRound");
+  sqlite3_bind_double(stmt.get(), 1, absl::ToDoubleSeconds(duration));
+  stmt.BindText(2, reason);
+  sqlite3_bind_int64(stmt.get(), 3, static_cast<sqlite3_int64>(round));
+  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error("abort round");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> StateStore::LastRoundNumber() {
+  Statement stmt(db_, "SELECT COALESCE(MAX(round), 0) FROM rounds");
+  if (!stmt.ok() || sqlite3_step(stmt.get()) != SQLITE_ROW) return Error("read last round");
+  return static_cast<uint64_t>(sqlite3_column_int64(stmt.get(), 0));
+}
+
+absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRounds(bool committed_only) {
+  std::string sql =
+      "SELECT round, status, started_at, duration_s, participants, dropped, examples, "
+      "train_loss, test_loss, test_accuracy, test_examples, checkpoint, reason FROM rounds ";
+  if (committed_only) sql += "WHERE status='committed' ";
+  sql += "ORDER BY round";
+  Statement stmt(db_, sql.c_str());
+  if (!stmt.ok()) return Error("read rounds (is this a cohort state database?)");
+  std::vector<RoundRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    sqlite3_stmt* s = stmt.get();
+    RoundRecord r;
+    r.round = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    r.status = ColumnText(s, 1);
+    r.started_at = absl::UnixEpoch() + absl::Seconds(sqlite3_column_double(s, 2));
+    r.duration_s = sqlite3_column_double(s, 3);
+    r.participants = SplitIds(ColumnText(s, 4));
+    r.dropped = SplitIds(ColumnText(s, 5));
+    r.examples = static_cast<uint64_t>(sqlite3_column_int64(s, 6));
+    r.train_loss = ColumnOptional(s, 7);
+    r.test_loss = ColumnOptional(s, 8);
+    r.test_accuracy = ColumnOptional(s, 9);
+    r.test_examples = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
+    r.checkpoint = ColumnText(s, 11);
+    r.reason = ColumnText(s, 12);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return Error("read rounds");
+  return out;
+}
+
+absl::StatusOr<std::optional<RoundRecord>> StateStore::LastCommittedRound() {
+  absl::StatusOr<std::vector<RoundRecord>> rounds = ListRounds(/*committed_only=*/true);
+  if (!rounds.ok()) return rounds.status();
+  if (rounds->empty()) return std::optional<RoundRecord>();
+  return std::optional<RoundRecord>(rounds->back());
+}
+
+}  // namespace cohort::state

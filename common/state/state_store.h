@@ -1,0 +1,73 @@
+#ifndef COHORT_COMMON_STATE_STATE_STORE_H_
+#define COHORT_COMMON_STATE_STATE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+struct sqlite3;
+
+namespace cohort::state {
+
+// One row of the round history.
+struct RoundRecord {
+  uint64_t round = 0;
+  std::string status;  // "started", "committed" or "aborted"
+  absl::Time started_at = absl::UnixEpoch();
+  double duration_s = 0;
+  std::vector<std::string> participants;  // sites whose update is in the aggregate
+  std::vector<std::string> dropped;       // sites selected but dropped from the round
+  uint64_t examples = 0;                  // training examples behind the aggregate
+  std::optional<double> train_loss;       // example-weighted mean over participants
+  std::optional<double> test_loss;        // example-weighted, of the committed model
+  std::optional<double> test_accuracy;    // pooled over the sites' held-out splits
+  uint64_t test_examples = 0;
+  std::string checkpoint;                 // file name of the checkpoint, relative to state_dir
+  std::string reason;                     // why a round was aborted
+};
+
+// The coordinator's durable state in one SQLite file (`state_dir/state.db`). Writes are
+// transactions with synchronous=FULL, so a crash leaves the last committed row intact.
+// Invariant: a round number is inserted once (BeginRound) before any task of that round
+// leaves the coordinator, so a number is never reused, even across restarts.
+class StateStore {
+ public:
+  // Opens or creates the database and its schema.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& path);
+  // Opens an existing database for reading only (NotFound if it does not exist).
+  static absl::StatusOr<std::unique_ptr<StateStore>> OpenReadOnly(const std::string& path);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // Records that `round` started. AlreadyExists if that number was ever used.
+  absl::Status BeginRound(uint64_t round, absl::Time started_at);
+  // Marks a started round committed with its results.
+  absl::Status CommitRound(const RoundRecord& record);
+  // Marks a started round aborted; its number stays consumed.
+  absl::Status AbortRound(uint64_t round, absl::Duration duration, const std::string& reason);
+
+  // Highest round number ever begun (0 when none).
+  absl::StatusOr<uint64_t> LastRoundNumber();
+  // The most recent committed round, if any.
+  absl::StatusOr<std::optional<RoundRecord>> LastCommittedRound();
+  absl::StatusOr<std::vector<RoundRecord>> ListRounds(bool committed_only);
+
+ private:
+  explicit StateStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  absl::Status Exec(const std::string& sql);
+  absl::Status Error(const std::string& what) const;
+
+  sqlite3* db_;
+  std::string path_;
+};
+
+}  // namespace cohort::state
+
+#endif  // COHORT_COMMON_STATE_STATE_STORE_H_

@@ -1,0 +1,34 @@
+#ifndef COHORT_COMMON_TLS_CREDENTIALS_H_
+#define COHORT_COMMON_TLS_CREDENTIALS_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include "absl/status/statusor.h"
+#include "common/config/coordinator_config.h"
+
+namespace cohort::tls {
+
+// Server side of mutual TLS: presents `files.cert`, requires a client certificate and
+// verifies it against `files.ca` (no certificate, another CA, or an expired certificate fail
+// the handshake). Files are re-read every `refresh_seconds`, so a rotated certificate or CA
+// is picked up without a restart. Fails early with a clear error when a file is unreadable.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const config::TlsFiles& files, unsigned refresh_seconds = 10);
+
+// Client side of mutual TLS: presents the site's certificate and verifies the coordinator's
+// certificate against `files.ca`, including its host name (DNS or IP SAN).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const config::TlsFiles& files, unsigned refresh_seconds = 10);
+
+// Channel arguments for a cohort client: keepalives, and `server_name` as the TLS target name
+// when it differs from the dialled host.
+grpc::ChannelArguments MakeChannelArguments(const std::string& server_name);
+
+}  // namespace cohort::tls
+
+#endif  // COHORT_COMMON_TLS_CREDENTIALS_H_

@@ -1,0 +1,315 @@
+#include "server/coordinator.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/model/models.h"
+#include "common/tls/credentials.h"
+#include "common/util/files.h"
+#include "common/util/log.h"
+
+namespace cohort::server {
+namespace {
+
+constexpr int kMaxConsecutiveAborts = 5;
+
+std::string CheckpointName(uint64_t round) {
+  return absl::StrFormat("checkpoints/round-%06d.pt", round);
+}
+
+int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+// The model committed by round N is "model-N"; the initial model is "model-0".
+std::string ModelId(uint64_t round) { return absl::StrCat("model-", round); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
+    config::CoordinatorConfig config) {
+  if (absl::Status s = EnsureDirectory(config.state_dir + "/checkpoints"); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<state::StateStore>> store =
+      state::StateStore::Open(config.state_dir + "/state.db");
+  if (!store.ok()) return store.status();
+  tensor::ParameterLayout layout = model::LayoutFor(config.model);
+
+  absl::StatusOr<uint64_t> last_round = (*store)->LastRoundNumber();
+  if (!last_round.ok()) return last_round.status();
+  absl::StatusOr<std::vector<state::RoundRecord>> committed =
+      (*store)->ListRounds(/*committed_only=*/true);
+  if (!committed.ok()) return committed.status();
+
+  std::vector<float> global;
+  if (!committed->empty()) {
+    const state::RoundRecord& last = committed->back();
+    std::string path = config.state_dir + "/" + last.checkpoint;
+    absl::StatusOr<std::vector<float>> restored = model::ReadCheckpoint(path, layout);
+    if (!restored.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot resume from round ", last.round, ": ", restored.status().message()));
+    }
+    global = std::move(*restored);
+    spdlog::info("stage=resume resuming after committed round {} (checkpoint {})", last.round,
+                 last.checkpoint);
+  } else {
+    global = model::InitialParameters(config.model, config.has_seed ? config.seed : 0);
+  }
+  uint64_t model_round = committed->empty() ? 0 : committed->back().round;
+  return std::unique_ptr<Coordinator>(new Coordinator(
+      std::move(config), std::move(*store), std::move(layout),
+      ModelBlob::Make(ModelId(model_round), std::move(global)), committed->size(), *last_round));
+}
+
+Coordinator::Coordinator(config::CoordinatorConfig config,
+                         std::unique_ptr<state::StateStore> store, tensor::ParameterLayout layout,
+                         std::shared_ptr<const ModelBlob> global, uint64_t committed,
+                         uint64_t last_round)
+    : config_(std::move(config)),
+      store_(std::move(store)),
+      layout_(std::move(layout)),
+      global_(std::move(global)),
+      committed_rounds_(committed),
+      last_round_number_(last_round) {
+  service_ = std::make_unique<FederationService>(config_, &sessions_, &board_);
+}
+
+Coordinator::~Coordinator() { Shutdown(); }
+
+absl::Status Coordinator::Start() {
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      tls::MakeServerCredentials(config_.tls);
+  if (!credentials.ok()) return credentials.status();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config_.listen, *credentials, &port_);
+  builder.RegisterService(service_.get());
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config_.limits.max_chunk_bytes + (64 << 10)));
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen,
+                                               " (address in use or not local?)"));
+  }
+  spdlog::info("stage=start federation={} listening on port {} sites={} rounds={}",
+               config_.federation, port_, absl::StrJoin(config_.sites, ","), config_.rounds.count);
+  loop_thread_ = std::thread([this] { RoundLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::Wait() {
+  loop_done_.WaitForNotification();
+  return loop_status_;
+}
+
+void Coordinator::Shutdown() {
+  // Held for the whole shutdown so that a second caller returns only once it is complete.
+  absl::MutexLock lock(&shutdown_mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  stopping_ = true;
+  if (std::shared_ptr<Round> round = board_.Current()) round->Cancel();
+  sessions_.Close();
+  if (loop_thread_.joinable()) loop_thread_.join();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+}
+
+std::vector<float> Coordinator::GlobalModel() const {
+  absl::MutexLock lock(&model_mu_);
+  return global_->values;
+}
+
+cohort::v1::ModelRef Coordinator::MakeModelRef(const ModelBlob& blob) const {
+  cohort::v1::ModelRef ref;
+  ref.set_model_id(blob.id);
+  ref.set_num_values(blob.values.size());
+  ref.set_sha256(blob.sha256);
+  for (const tensor::TensorSpec& spec : layout_.tensors()) {
+    auto* t = ref.mutable_layout()->add_tensors();
+    t->set_name(spec.name);
+    for (int64_t d : spec.shape) t->add_shape(d);
+  }
+  auto* spec = ref.mutable_spec();
+  spec->set_arch(config_.model.arch);
+  spec->set_inputs(config_.model.inputs);
+  for (int64_t h : config_.model.hidden) spec->add_hidden(h);
+  spec->set_classes(config_.model.classes);
+  return ref;
+}
+
+void Coordinator::Broadcast(const cohort::v1::CoordinatorMessage& message,
+                            const std::vector<std::string>& sites,
+                            std::vector<std::string>* failed) {
+  for (const std::string& site : sites) {
+    std::shared_ptr<SiteSession> session = sessions_.Find(site);
+    if (session == nullptr || !session->Send(message)) {
+      if (failed != nullptr) failed->push_back(site);
+    }
+  }
+}
+
+void Coordinator::RoundLoop() {
+  int consecutive_aborts = 0;
+  while (!stopping_ && committed_rounds_ < static_cast<uint64_t>(config_.rounds.count)) {
+    // SELECT: wait for enough live sites; waiting consumes no round number.
+    if (!sessions_.WaitForAtLeast(config_.rounds.min_clients,
+                                  absl::Now() + config_.rounds.select_timeout)) {
+      if (stopping_) break;
+      spdlog::info("stage=select waiting: {} of {} required sites connected", sessions_.size(),
+                   config_.rounds.min_clients);
+      continue;
+    }
+    uint64_t round_number = last_round_number_ + 1;
+    if (RunRound(round_number)) {
+      consecutive_aborts = 0;
+    } else if (!stopping_ && ++consecutive_aborts >= kMaxConsecutiveAborts) {
+      loop_status_ = absl::AbortedError(absl::StrCat(
+          kMaxConsecutiveAborts, " rounds in a row aborted; see the log for the reasons"));
+      break;
+    }
+  }
+  if (loop_status_.ok() && stopping_ &&
+      committed_rounds_ < static_cast<uint64_t>(config_.rounds.count)) {
+    loop_status_ = absl::CancelledError("coordinator stopped before all rounds committed");
+  }
+  cohort::v1::CoordinatorMessage done;
+  done.mutable_done()->set_rounds_committed(committed_rounds_);
+  done.mutable_done()->set_reason(loop_status_.ok() ? "all rounds committed"
+                                                    : std::string(loop_status_.message()));
+  Broadcast(done, sessions_.LiveSites(), nullptr);
+  spdlog::info("stage=done committed_rounds={} status={}", committed_rounds_,
+               loop_status_.ToString());
+  loop_done_.Notify();
+}
+
+bool Coordinator::RunRound(uint64_t round_number) {
+  const absl::Time started = absl::Now();
+  std::vector<std::string> participants = sessions_.LiveSites();
+  if (absl::Status s = store_->BeginRound(round_number, started); !s.ok()) {
+    spdlog::error("round={} stage=select cannot record round start: {}", round_number,
+                  s.message());
+    stopping_ = true;
+    loop_status_ = s;
+    return false;
+  }
+  last_round_number_ = round_number;
+  std::shared_ptr<const ModelBlob> global;
+  {
+    absl::MutexLock lock(&model_mu_);
+    global = global_;
+  }
+  auto round = std::make_shared<Round>(round_number, participants, global);
+  board_.Publish(round);
+  spdlog::info("round={} stage=configure participants={} model={}", round_number,
+               absl::StrJoin(participants, ","), global->id);
+
+  // TRAIN
+  const absl::Time train_deadline = absl::Now() + config_.rounds.stage_timeout;
+  cohort::v1::CoordinatorMessage train;
+  auto* task = train.mutable_train();
+  task->set_round(round_number);
+  *task->mutable_model() = MakeModelRef(*global);
+  task->mutable_training()->set_epochs(config_.training.epochs);
+  task->mutable_training()->set_batch_size(config_.training.batch_size);
+  task->mutable_training()->set_learning_rate(config_.training.learning_rate);
+  task->mutable_training()->set_optimizer(config_.training.optimizer);
+  task->set_deadline_unix_ms(UnixMillis(train_deadline));
+  std::vector<std::string> unreachable;
+  Broadcast(train, participants, &unreachable);
+  for (const std::string& site : unreachable) round->ReportFailure(site, "session lost");
+  if (!round->WaitForUploads(train_deadline) && !stopping_) {
+    spdlog::warn("round={} stage=train deadline passed before every site uploaded", round_number);
+  }
+  std::vector<std::string> contributors = round->CloseTraining();
+  std::vector<std::string> dropped;
+  for (const std::string& site : participants) {
+    if (std::find(contributors.begin(), contributors.end(), site) == contributors.end()) {
+      dropped.push_back(site);
+    }
+  }
+  for (const std::string& site : dropped) {
+    auto failures = round->failures();
+    auto it = failures.find(site);
+    spdlog::warn("round={} stage=train site={} dropped from this round: {}", round_number, site,
+                 it == failures.end() ? "no update before the deadline" : it->second);
+  }
+  auto abort = [&](const std::string& reason) {
+    round->Close();
+    board_.Publish(nullptr);
+    absl::Status s = store_->AbortRound(round_number, absl::Now() - started, reason);
+    if (!s.ok()) spdlog::error("round={} cannot record abort: {}", round_number, s.message());
+    spdlog::warn("round={} stage=abort {}", round_number, reason);
+    return false;
+  };
+  if (stopping_) return abort("coordinator shutting down");
+  if (contributors.size() < static_cast<size_t>(config_.rounds.min_clients)) {
+    return abort(absl::StrCat("only ", contributors.size(), " of ", config_.rounds.min_clients,
+                              " required updates arrived"));
+  }
+
+  // AGGREGATE
+  std::shared_ptr<const ModelBlob> candidate =
+      ModelBlob::Make(ModelId(round_number), round->aggregate().Apply(global->values));
+
+  // EVALUATE: every contributor scores the candidate on its held-out split.
+  round->StartEvaluation(candidate, contributors);
+  const absl::Time eval_deadline = absl::Now() + config_.rounds.stage_timeout;
+  cohort::v1::CoordinatorMessage evaluate;
+  evaluate.mutable_evaluate()->set_round(round_number);
+  *evaluate.mutable_evaluate()->mutable_model() = MakeModelRef(*candidate);
+  evaluate.mutable_evaluate()->set_deadline_unix_ms(UnixMillis(eval_deadline));
+  Broadcast(evaluate, contributors, nullptr);
+  if (!round->WaitForEvaluations(eval_deadline) && !stopping_) {
+    spdlog::warn("round={} stage=evaluate deadline passed before every site reported",
+                 round_number);
+  }
+  if (stopping_) return abort("coordinator shutting down");
+  round->Close();
+  board_.Publish(nullptr);
+
+  // COMMIT: checkpoint first (atomic), then the state row that points at it.
+  state::RoundRecord record;
+  record.round = round_number;
+  record.participants = contributors;
+  record.dropped = dropped;
+  record.examples = round->train_examples();
+  record.train_loss = round->weighted_train_loss();
+  uint64_t test_examples = 0, correct = 0;
+  double loss_sum = 0;
+  for (const auto& [site, eval] : round->evaluations()) {
+    test_examples += eval.examples;
+    correct += eval.correct;
+    loss_sum += eval.loss * eval.examples;
+  }
+  if (test_examples > 0) {
+    record.test_accuracy = static_cast<double>(correct) / test_examples;
+    record.test_loss = loss_sum / test_examples;
+  }
+  record.test_examples = test_examples;
+  record.checkpoint = CheckpointName(round_number);
+  if (absl::Status s = model::WriteCheckpoint(config_.state_dir + "/" + record.checkpoint,
+                                              layout_, candidate->values);
+      !s.ok()) {
+    return abort(absl::StrCat("checkpoint failed: ", s.message()));
+  }
+  record.duration_s = absl::ToDoubleSeconds(absl::Now() - started);
+  if (absl::Status s = store_->CommitRound(record); !s.ok()) {
+    return abort(absl::StrCat("state commit failed: ", s.message()));
+  }
+  {
+    absl::MutexLock lock(&model_mu_);
+    global_ = candidate;
+  }
+  ++committed_rounds_;
+  spdlog::info(
+      "round={} stage=commit participants={} examples={} train_loss={:.4f} test_accuracy={} "
+      "duration={:.2f}s",
+      round_number, absl::StrJoin(contributors, ","), record.examples, *record.train_loss,
+      record.test_accuracy ? absl::StrFormat("%.4f", *record.test_accuracy) : "n/a",
+      record.duration_s);
+  return true;
+}
+
+}  // namespace cohort::server

@@ -1,0 +1,81 @@
+#ifndef COHORT_SERVER_COORDINATOR_H_
+#define COHORT_SERVER_COORDINATOR_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "common/config/coordinator_config.h"
+#include "common/state/state_store.h"
+#include "common/tensor/layout.h"
+#include "server/federation_service.h"
+#include "server/model_blob.h"
+#include "server/session_registry.h"
+
+namespace cohort::server {
+
+// cohort-coordinator as a library: the gRPC server and the round loop
+// SELECT -> TRAIN -> AGGREGATE -> EVALUATE -> COMMIT, until `rounds.count` rounds are
+// committed. Resumes from the last committed checkpoint in `state_dir`.
+class Coordinator {
+ public:
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(config::CoordinatorConfig config);
+  ~Coordinator();
+
+  // Binds the listen address (port 0 picks a free port), starts serving and the round loop.
+  absl::Status Start();
+  // The bound port, after Start().
+  int port() const { return port_; }
+  // Blocks until the round loop ends; returns its status (OK when every round committed).
+  absl::Status Wait();
+  // Stops the round loop, ends every session and stops the server. Safe to call twice.
+  void Shutdown();
+
+  // The current global model (for tests and benchmarks).
+  std::vector<float> GlobalModel() const;
+  const tensor::ParameterLayout& layout() const { return layout_; }
+
+ private:
+  Coordinator(config::CoordinatorConfig config, std::unique_ptr<state::StateStore> store,
+              tensor::ParameterLayout layout, std::shared_ptr<const ModelBlob> global,
+              uint64_t committed, uint64_t last_round);
+  void RoundLoop();
+  // Runs one round; returns true when it committed.
+  bool RunRound(uint64_t round_number);
+  void Broadcast(const cohort::v1::CoordinatorMessage& message,
+                 const std::vector<std::string>& sites, std::vector<std::string>* failed);
+  cohort::v1::ModelRef MakeModelRef(const ModelBlob& blob) const;
+
+  const config::CoordinatorConfig config_;
+  std::unique_ptr<state::StateStore> store_;
+  const tensor::ParameterLayout layout_;
+
+  mutable absl::Mutex model_mu_;
+  std::shared_ptr<const ModelBlob> global_ ABSL_GUARDED_BY(model_mu_);
+  uint64_t committed_rounds_;
+  uint64_t last_round_number_;
+
+  SessionRegistry sessions_;
+  RoundBoard board_;
+  std::unique_ptr<FederationService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  std::thread loop_thread_;
+  std::atomic<bool> stopping_{false};
+  absl::Notification loop_done_;
+  absl::Status loop_status_;
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace cohort::server
+
+#endif  // COHORT_SERVER_COORDINATOR_H_

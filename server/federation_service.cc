@@ -1,0 +1,245 @@
+#include "server/federation_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/tensor/chunk_reassembler.h"
+#include "common/tls/peer_identity.h"
+#include "common/util/log.h"
+
+namespace cohort::server {
+namespace {
+
+constexpr size_t kDownloadChunkBytes = 1 << 20;
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+void RoundBoard::Publish(std::shared_ptr<Round> round) {
+  absl::MutexLock lock(&mu_);
+  round_ = std::move(round);
+}
+
+std::shared_ptr<Round> RoundBoard::Current() const {
+  absl::MutexLock lock(&mu_);
+  return round_;
+}
+
+bool UploadSlots::Acquire(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto has_free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return free_ > 0; };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&has_free), deadline)) return false;
+  --free_;
+  return true;
+}
+
+void UploadSlots::Release() {
+  absl::MutexLock lock(&mu_);
+  ++free_;
+}
+
+FederationService::FederationService(const config::CoordinatorConfig& config,
+                                     SessionRegistry* sessions, RoundBoard* board)
+    : federation_(config.federation),
+      allowed_sites_(config.sites.begin(), config.sites.end()),
+      max_chunk_bytes_(config.limits.max_chunk_bytes),
+      stage_timeout_(config.rounds.stage_timeout),
+      sessions_(sessions),
+      board_(board),
+      upload_slots_(static_cast<int>(config.limits.max_concurrent_uploads)) {}
+
+absl::StatusOr<std::string> FederationService::Authorize(
+    const grpc::ServerContext& context) const {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return absl::UnauthenticatedError("no TLS peer identity");
+  absl::StatusOr<std::string> site = tls::SiteIdFromAuthContext(*auth, federation_);
+  if (!site.ok()) {
+    spdlog::warn("refused peer {}: {}", context.peer(), site.status().message());
+    return site.status();
+  }
+  if (allowed_sites_.count(*site) == 0) {
+    spdlog::warn("refused peer {}: site '{}' is not on the allowlist", context.peer(), *site);
+    return absl::PermissionDeniedError(
+        absl::StrCat("site '", *site, "' is not a member of federation '", federation_, "'"));
+  }
+  return site;
+}
+
+grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStream* stream) {
+  absl::StatusOr<std::string> site = Authorize(*context);
+  if (!site.ok()) return ToGrpcStatus(site.status());
+
+  cohort::v1::SiteMessage first;
+  if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "no hello");
+  if (!first.has_hello()) {
+    spdlog::warn("site={} stage=session refused: first message is not Hello", *site);
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the first Session message must be Hello");
+  }
+  std::shared_ptr<SiteSession> session =
+      sessions_->Register(*site, context, stream, first.hello());
+  if (session == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down");
+  }
+  spdlog::info("site={} stage=session connected peer={} train_examples={} test_examples={}",
+               *site, context->peer(), first.hello().train_examples(),
+               first.hello().test_examples());
+  cohort::v1::CoordinatorMessage welcome;
+  welcome.mutable_welcome()->set_federation(federation_);
+  welcome.mutable_welcome()->set_site_id(*site);
+  welcome.mutable_welcome()->set_coordinator_version(COHORT_VERSION);
+  session->Send(welcome);
+
+  grpc::Status result = grpc::Status::OK;
+  cohort::v1::SiteMessage message;
+  while (stream->Read(&message)) {
+    std::shared_ptr<Round> round = board_->Current();
+    if (message.has_evaluation()) {
+      const auto& report = message.evaluation();
+      if (round == nullptr || round->number() != report.round()) {
+        spdlog::warn("site={} round={} stage=evaluate refused: round is not open", *site,
+                     report.round());
+        continue;
+      }
+      absl::Status status = round->ReportEvaluation(
+          *site, report.model_id(),
+          EvaluationResult{report.examples(), report.loss(), report.correct()});
+      if (!status.ok()) {
+        spdlog::warn("site={} round={} stage=evaluate refused: {}", *site, report.round(),
+                     status.message());
+      }
+    } else if (message.has_failure()) {
+      spdlog::warn("site={} round={} stage=train site reports failure: {}", *site,
+                   message.failure().round(), message.failure().reason());
+      if (round != nullptr && round->number() == message.failure().round()) {
+        round->ReportFailure(*site, message.failure().reason());
+      }
+    } else {
+      spdlog::warn("site={} stage=session ignored an unexpected message", *site);
+    }
+  }
+  session->Detach();
+  sessions_->Unregister(session);
+  spdlog::info("site={} stage=session disconnected", *site);
+  return result;
+}
+
+grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
+                                              const cohort::v1::DownloadModelRequest* request,
+                                              grpc::ServerWriter<cohort::v1::ModelChunk>* writer) {
+  absl::StatusOr<std::string> site = Authorize(*context);
+  if (!site.ok()) return ToGrpcStatus(site.status());
+  std::shared_ptr<Round> round = board_->Current();
+  if (round == nullptr || round->number() != request->round()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("round ", request->round(), " is not open"));
+  }
+  absl::StatusOr<std::shared_ptr<const ModelBlob>> blob =
+      round->ModelFor(*site, request->model_id());
+  if (!blob.ok()) {
+    spdlog::warn("site={} round={} stage=download refused: {}", *site, request->round(),
+                 blob.status().message());
+    return ToGrpcStatus(blob.status());
+  }
+  const std::vector<float>& values = (*blob)->values;
+  const char* bytes = reinterpret_cast<const char*>(values.data());
+  const size_t total = values.size() * sizeof(float);
+  cohort::v1::ModelChunk chunk;
+  for (size_t offset = 0; offset < total; offset += kDownloadChunkBytes) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    size_t n = std::min(kDownloadChunkBytes, total - offset);
+    chunk.set_offset(offset);
+    chunk.set_data(bytes + offset, n);
+    if (!writer->Write(chunk)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "site stopped reading the model");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
+                                             grpc::ServerReader<cohort::v1::UpdateChunk>* reader,
+                                             cohort::v1::UploadReceipt* receipt) {
+  absl::StatusOr<std::string> site = Authorize(*context);
+  if (!site.ok()) return ToGrpcStatus(site.status());
+  cohort::v1::UpdateChunk message;
+  if (!reader->Read(&message)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload stream");
+  }
+  if (!message.has_header()) {
+    spdlog::warn("site={} stage=upload refused: stream does not start with a header", *site);
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an upload must start with an UpdateHeader");
+  }
+  const cohort::v1::UpdateHeader& header = message.header();
+  UploadAnnouncement announcement{header.round(),
+                                  header.base_model_id(),
+                                  header.num_values(),
+                                  header.weight(),
+                                  header.metrics().train_loss(),
+                                  header.metrics().train_examples()};
+  std::shared_ptr<Round> round = board_->Current();
+  if (round == nullptr) {
+    spdlog::warn("site={} round={} stage=upload refused: no round is open", *site,
+                 header.round());
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("round ", header.round(), " is not open"));
+  }
+  if (absl::Status status = round->BeginUpload(*site, announcement); !status.ok()) {
+    spdlog::warn("site={} round={} stage=upload refused: {}", *site, header.round(),
+                 status.message());
+    return ToGrpcStatus(status);
+  }
+  // From here on the round holds an in-flight mark for the site; every exit path either
+  // completes or abandons it.
+  absl::Time wait_until = absl::Now() + stage_timeout_;
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    wait_until = std::min(wait_until, absl::FromChrono(context->deadline()));
+  }
+  if (!upload_slots_.Acquire(wait_until)) {
+    round->AbandonUpload(*site);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "no upload slot before deadline");
+  }
+  absl::Status status;
+  uint64_t bytes_received = 0;
+  {
+    tensor::ChunkReassembler assembler(header.num_values(),
+                                       static_cast<uint64_t>(max_chunk_bytes_));
+    while (status.ok() && reader->Read(&message)) {
+      if (!message.has_data()) {
+        status = absl::InvalidArgumentError("a second header inside one upload stream");
+        break;
+      }
+      status = assembler.Add(message.data().offset(), message.data().data());
+    }
+    if (status.ok() && context->IsCancelled()) {
+      status = absl::CancelledError("upload cancelled by the site");
+    }
+    if (status.ok()) status = assembler.Finish();
+    bytes_received = assembler.bytes_received();
+    if (status.ok()) {
+      std::vector<float> delta = assembler.Release();
+      status = round->CompleteUpload(*site, announcement, delta);
+    } else {
+      round->AbandonUpload(*site);
+    }
+  }
+  upload_slots_.Release();
+  if (!status.ok()) {
+    spdlog::warn("site={} round={} stage=upload refused after {} bytes: {}", *site,
+                 header.round(), bytes_received, status.message());
+    return ToGrpcStatus(status);
+  }
+  spdlog::info("site={} round={} stage=upload accepted bytes={} weight={}", *site,
+               header.round(), bytes_received, header.weight());
+  receipt->set_round(header.round());
+  receipt->set_bytes_received(bytes_received);
+  return grpc::Status::OK;
+}
+
+}  // namespace cohort::server

@@ -1,0 +1,78 @@
+#ifndef COHORT_SERVER_FEDERATION_SERVICE_H_
+#define COHORT_SERVER_FEDERATION_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "cohort/v1/cohort.grpc.pb.h"
+#include "common/config/coordinator_config.h"
+#include "server/round.h"
+#include "server/session_registry.h"
+
+namespace cohort::server {
+
+// Gives RPC handlers the round that is open right now (or null between rounds).
+class RoundBoard {
+ public:
+  void Publish(std::shared_ptr<Round> round);
+  std::shared_ptr<Round> Current() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<Round> round_ ABSL_GUARDED_BY(mu_);
+};
+
+// Limits how many uploads are staged at once (each holds one model-sized buffer).
+class UploadSlots {
+ public:
+  explicit UploadSlots(int capacity) : free_(capacity) {}
+  // Waits for a slot until `deadline`; false if none became free in time.
+  bool Acquire(absl::Time deadline);
+  void Release();
+
+ private:
+  absl::Mutex mu_;
+  int free_ ABSL_GUARDED_BY(mu_);
+};
+
+// The gRPC Federation service. Every handler first derives the caller's site id from its
+// verified client certificate and refuses sites not on the allowlist; message fields never
+// name the caller.
+class FederationService final : public cohort::v1::Federation::Service {
+ public:
+  FederationService(const config::CoordinatorConfig& config, SessionRegistry* sessions,
+                    RoundBoard* board);
+
+  grpc::Status Session(grpc::ServerContext* context, SessionStream* stream) override;
+  grpc::Status DownloadModel(grpc::ServerContext* context,
+                             const cohort::v1::DownloadModelRequest* request,
+                             grpc::ServerWriter<cohort::v1::ModelChunk>* writer) override;
+  grpc::Status UploadUpdate(grpc::ServerContext* context,
+                            grpc::ServerReader<cohort::v1::UpdateChunk>* reader,
+                            cohort::v1::UploadReceipt* receipt) override;
+
+ private:
+  // The allowed site id of the caller, or PERMISSION_DENIED / UNAUTHENTICATED.
+  absl::StatusOr<std::string> Authorize(const grpc::ServerContext& context) const;
+
+  const std::string federation_;
+  const std::set<std::string> allowed_sites_;
+  const int64_t max_chunk_bytes_;
+  const absl::Duration stage_timeout_;
+  SessionRegistry* const sessions_;
+  RoundBoard* const board_;
+  UploadSlots upload_slots_;
+};
+
+// Converts an absl::Status to a grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace cohort::server
+
+#endif  // COHORT_SERVER_FEDERATION_SERVICE_H_

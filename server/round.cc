@@ -1,0 +1,211 @@
+#include "server/round.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto/sha256.h"
+#include "common/tensor/layout.h"
+
+namespace cohort::server {
+
+std::shared_ptr<const ModelBlob> ModelBlob::Make(std::string id, std::vector<float> values) {
+  auto blob = std::make_shared<ModelBlob>();
+  blob->id = std::move(id);
+  blob->values = std::move(values);
+  blob->sha256 = crypto::Sha256(tensor::AsBytes(blob->values));
+  return blob;
+}
+
+Round::Round(uint64_t number, std::vector<std::string> participants,
+             std::shared_ptr<const ModelBlob> global)
+    : number_(number),
+      participants_(std::move(participants)),
+      global_(std::move(global)),
+      aggregator_(global_->values.size()) {}
+
+bool Round::IsParticipant(const std::string& site) const {
+  return std::find(participants_.begin(), participants_.end(), site) != participants_.end();
+}
+
+absl::StatusOr<std::shared_ptr<const ModelBlob>> Round::ModelFor(const std::string& site,
+                                                                 const std::string& model_id) {
+  absl::MutexLock lock(&mu_);
+  if (stage_ == Stage::kTrain && model_id == global_->id) {
+    if (!IsParticipant(site)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("site ", site, " was not selected for round ", number_));
+    }
+    return global_;
+  }
+  if (stage_ == Stage::kEvaluate && candidate_ && model_id == candidate_->id) {
+    if (evaluators_.count(site) == 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("site ", site, " was not asked to evaluate round ", number_));
+    }
+    return candidate_;
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("model '", model_id, "' is not served in the current stage of round ", number_));
+}
+
+absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncement& a) {
+  if (a.round != number_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("round ", a.round, " is not open (the open round is ", number_, ")"));
+  }
+  if (!IsParticipant(site)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("site ", site, " was not selected for round ", number_));
+  }
+  if (a.base_model_id != global_->id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "update was trained from model '", a.base_model_id, "', round ", number_, " serves '",
+        global_->id, "'"));
+  }
+  if (a.num_values != global_->values.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("update has ", a.num_values,
+                                                   " values, the model has ",
+                                                   global_->values.size()));
+  }
+  if (!std::isfinite(a.weight) || a.weight <= 0 || a.weight > 1e12) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("update weight must be a positive example count (got ", a.weight, ")"));
+  }
+  if (!std::isfinite(a.train_loss)) {
+    return absl::InvalidArgumentError("reported training loss is not finite");
+  }
+  absl::MutexLock lock(&mu_);
+  if (stage_ != Stage::kTrain) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("round ", number_, " no longer accepts updates (training stage closed)"));
+  }
+  if (uploaded_.count(site) > 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("site ", site, " already uploaded its update for round ", number_));
+  }
+  if (failed_.count(site) > 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("site ", site, " was dropped from round ", number_));
+  }
+  if (!in_flight_.insert(site).second) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("site ", site, " already has an upload in flight for round ", number_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Round::CompleteUpload(const std::string& site, const UploadAnnouncement& a,
+                                   const std::vector<float>& delta) {
+  absl::MutexLock lock(&mu_);
+  in_flight_.erase(site);
+  if (stage_ != Stage::kTrain) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("round ", number_, " closed its training stage before the upload finished"));
+  }
+  if (delta.size() != aggregator_.num_values()) {
+    return absl::InvalidArgumentError("update size changed during upload");
+  }
+  aggregator_.Add(a.weight, delta);
+  uploaded_.insert(site);
+  loss_sum_ += a.weight * a.train_loss;
+  examples_ += static_cast<uint64_t>(a.weight);
+  return absl::OkStatus();
+}
+
+void Round::AbandonUpload(const std::string& site) {
+  absl::MutexLock lock(&mu_);
+  in_flight_.erase(site);
+}
+
+void Round::ReportFailure(const std::string& site, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (!IsParticipant(site) || uploaded_.count(site) > 0) return;
+  failed_.emplace(site, reason);
+}
+
+bool Round::AllUploadsAnswered() const {
+  return cancelled_ || uploaded_.size() + failed_.size() >= participants_.size();
+}
+
+bool Round::WaitForUploads(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithDeadline(absl::Condition(this, &Round::AllUploadsAnswered), deadline) &&
+         !cancelled_;
+}
+
+std::vector<std::string> Round::CloseTraining() {
+  absl::MutexLock lock(&mu_);
+  stage_ = Stage::kEvaluate;
+  return std::vector<std::string>(uploaded_.begin(), uploaded_.end());
+}
+
+void Round::StartEvaluation(std::shared_ptr<const ModelBlob> candidate,
+                            std::vector<std::string> evaluators) {
+  absl::MutexLock lock(&mu_);
+  candidate_ = std::move(candidate);
+  evaluators_ = std::set<std::string>(evaluators.begin(), evaluators.end());
+}
+
+absl::Status Round::ReportEvaluation(const std::string& site, const std::string& model_id,
+                                     const EvaluationResult& result) {
+  absl::MutexLock lock(&mu_);
+  if (stage_ != Stage::kEvaluate || !candidate_ || model_id != candidate_->id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no evaluation of model '", model_id, "' is open in round ", number_));
+  }
+  if (evaluators_.count(site) == 0) {
+    return absl::PermissionDeniedError(absl::StrCat("site ", site, " was not asked to evaluate"));
+  }
+  if (evaluations_.count(site) > 0) {
+    return absl::AlreadyExistsError(absl::StrCat("site ", site, " already reported"));
+  }
+  if (result.correct > result.examples || !std::isfinite(result.loss) || result.loss < 0) {
+    return absl::InvalidArgumentError("evaluation report is inconsistent");
+  }
+  evaluations_.emplace(site, result);
+  return absl::OkStatus();
+}
+
+bool Round::AllEvaluationsAnswered() const {
+  return cancelled_ || evaluations_.size() >= evaluators_.size();
+}
+
+bool Round::WaitForEvaluations(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithDeadline(absl::Condition(this, &Round::AllEvaluationsAnswered),
+                               deadline) &&
+         !cancelled_;
+}
+
+void Round::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+}
+
+void Round::Close() {
+  absl::MutexLock lock(&mu_);
+  stage_ = Stage::kClosed;
+}
+
+double Round::weighted_train_loss() const {
+  absl::MutexLock lock(&mu_);
+  return aggregator_.total_weight() > 0 ? loss_sum_ / aggregator_.total_weight() : 0;
+}
+
+uint64_t Round::train_examples() const {
+  absl::MutexLock lock(&mu_);
+  return examples_;
+}
+
+std::map<std::string, EvaluationResult> Round::evaluations() const {
+  absl::MutexLock lock(&mu_);
+  return evaluations_;
+}
+
+std::map<std::string, std::string> Round::failures() const {
+  absl::MutexLock lock(&mu_);
+  return failed_;
+}
+
+}  // namespace cohort::server

@@ -1,0 +1,118 @@
+#ifndef COHORT_SERVER_ROUND_H_
+#define COHORT_SERVER_ROUND_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/aggregator.h"
+#include "server/model_blob.h"
+
+namespace cohort::server {
+
+// What a site announces at the start of its upload.
+struct UploadAnnouncement {
+  uint64_t round = 0;
+  std::string base_model_id;
+  uint64_t num_values = 0;
+  double weight = 0;
+  double train_loss = 0;
+  uint64_t train_examples = 0;
+};
+
+// A site's evaluation of the round's candidate model.
+struct EvaluationResult {
+  uint64_t examples = 0;
+  double loss = 0;
+  uint64_t correct = 0;
+};
+
+// The state of one open round, shared by the round loop and the RPC handlers.
+//
+// Invariants: a site's update enters the aggregate at most once, and only whole: an upload
+// is staged by the caller and folded in by CompleteUpload after every chunk was validated;
+// a failed or abandoned upload never touches the aggregate. After CloseTraining() nothing
+// more is folded in, so late uploads are refused rather than racing the aggregation.
+class Round {
+ public:
+  enum class Stage { kTrain, kEvaluate, kClosed };
+
+  Round(uint64_t number, std::vector<std::string> participants,
+        std::shared_ptr<const ModelBlob> global);
+
+  uint64_t number() const { return number_; }
+  const std::vector<std::string>& participants() const { return participants_; }
+
+  // The model a participant may download under `model_id` in the current stage.
+  absl::StatusOr<std::shared_ptr<const ModelBlob>> ModelFor(const std::string& site,
+                                                            const std::string& model_id);
+
+  // Checks an announced upload and marks it in flight. FailedPrecondition when the round or
+  // stage is not open for it, AlreadyExists for a second upload, PermissionDenied for a site
+  // not selected, InvalidArgument for a wrong size or weight.
+  absl::Status BeginUpload(const std::string& site, const UploadAnnouncement& announcement);
+  // Folds a fully received and validated delta into the aggregate.
+  absl::Status CompleteUpload(const std::string& site, const UploadAnnouncement& announcement,
+                              const std::vector<float>& delta);
+  // Forgets an in-flight upload that failed; the site may try again before the deadline.
+  void AbandonUpload(const std::string& site);
+  // The site reports it cannot do its task this round; it is dropped at once.
+  void ReportFailure(const std::string& site, const std::string& reason);
+
+  // Blocks until every participant uploaded or failed, or `deadline`. Returns true when all
+  // answered in time.
+  bool WaitForUploads(absl::Time deadline);
+  // Ends the training stage: refuses further uploads. Returns the sites whose update is in
+  // the aggregate.
+  std::vector<std::string> CloseTraining();
+
+  // Starts the evaluation stage for `candidate`, asked of `evaluators`.
+  void StartEvaluation(std::shared_ptr<const ModelBlob> candidate,
+                       std::vector<std::string> evaluators);
+  absl::Status ReportEvaluation(const std::string& site, const std::string& model_id,
+                                const EvaluationResult& result);
+  bool WaitForEvaluations(absl::Time deadline);
+  void Close();
+  // Wakes every waiter (coordinator shutdown); waits then return false.
+  void Cancel();
+
+  // Results, valid after CloseTraining().
+  const FedAvgAggregator& aggregate() const { return aggregator_; }
+  double weighted_train_loss() const;
+  uint64_t train_examples() const;
+  std::map<std::string, EvaluationResult> evaluations() const;
+  std::map<std::string, std::string> failures() const;
+
+ private:
+  bool AllUploadsAnswered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AllEvaluationsAnswered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IsParticipant(const std::string& site) const;
+
+  const uint64_t number_;
+  const std::vector<std::string> participants_;
+  const std::shared_ptr<const ModelBlob> global_;
+
+  mutable absl::Mutex mu_;
+  Stage stage_ ABSL_GUARDED_BY(mu_) = Stage::kTrain;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  FedAvgAggregator aggregator_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> uploaded_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> failed_ ABSL_GUARDED_BY(mu_);
+  double loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t examples_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const ModelBlob> candidate_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> evaluators_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, EvaluationResult> evaluations_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace cohort::server
+
+#endif  // COHORT_SERVER_ROUND_H_
