@@ -153,10 +153,12 @@ void Coordinator::Broadcast(const cohort::v1::CoordinatorMessage& message,
 void Coordinator::RoundLoop() {
   int consecutive_aborts = 0;
   while (!stopping_ && committed_rounds_ < static_cast<uint64_t>(config_.rounds.count)) {
-    // SELECT: wait for enough live sites; waiting consumes no round number.
-    if (!sessions_.WaitForAtLeast(config_.rounds.min_clients,
-                                  absl::Now() + config_.rounds.select_timeout)) {
-      if (stopping_) break;
+    // SELECT: a round starts as soon as every allowed site is connected, or after
+    // select_timeout with at least min_clients. Waiting consumes no round number.
+    const absl::Time select_deadline = absl::Now() + config_.rounds.select_timeout;
+    sessions_.WaitForAtLeast(config_.sites.size(), select_deadline);
+    if (stopping_) break;
+    if (sessions_.size() < static_cast<size_t>(config_.rounds.min_clients)) {
       spdlog::info("stage=select waiting: {} of {} required sites connected", sessions_.size(),
                    config_.rounds.min_clients);
       continue;

@@ -84,7 +84,8 @@ void AddDataCommands(CLI::App& app) {
   split->add_option("--seed", args->seed, "Seed for the partition");
   split->add_option("--out", args->out, "Output directory")->required();
   split->add_option("--prefix", args->prefix, "File name prefix: PREFIX-0.csv, PREFIX-1.csv, ...");
-  split->add_option("--names", args->names, "Site names (one per site) used as file names");
+  split->add_option("--names", args->names, "Site names (one per site) used as file names")
+      ->delimiter(',');
   split->callback([args]() { RunSplit(*args); });
 }
 

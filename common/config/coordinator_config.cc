@@ -111,7 +111,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   config.rounds.count = rounds.Int("count", std::nullopt, 1, 1000000);
   config.rounds.min_clients = rounds.Int("min_clients", 1, 1, 1000000);
   config.rounds.stage_timeout = rounds.Duration("stage_timeout", absl::Seconds(60));
-  config.rounds.select_timeout = rounds.Duration("select_timeout", absl::Seconds(30));
+  config.rounds.select_timeout = rounds.Duration("select_timeout", absl::Seconds(10));
   if (!config.sites.empty() &&
       config.rounds.min_clients > static_cast<int64_t>(config.sites.size())) {
     rounds.Fail("min_clients", absl::StrCat("is ", config.rounds.min_clients, " but only ",

@@ -36,9 +36,10 @@ struct RoundsConfig {
   int64_t count = 0;
   int64_t min_clients = 1;
   absl::Duration stage_timeout = absl::Seconds(60);
-  // How long a round waits in SELECT for min_clients live sites before it gives up for now
-  // and tries again (the federation keeps waiting; nothing is consumed).
-  absl::Duration select_timeout = absl::Seconds(30);
+  // SELECT starts a round as soon as every allowed site is connected, or once this long has
+  // passed with at least min_clients connected (otherwise it keeps waiting; nothing is
+  // consumed while it waits).
+  absl::Duration select_timeout = absl::Seconds(10);
 };
 
 // Hyperparameters sent to every site with each training task.

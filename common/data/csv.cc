@@ -109,23 +109,41 @@ TrainTestSplit SplitTrainTest(const Dataset& all, double test_fraction, uint64_t
 Standardizer Standardizer::Fit(const Dataset& train) {
   Standardizer s;
   const int64_t cols = train.cols();
-  const int64_t rows = train.rows();
   s.mean_.assign(cols, 0.0);
   s.scale_.assign(cols, 1.0);
-  if (rows == 0) return s;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) s.mean_[c] += train.features[r * cols + c];
+  if (train.rows() == 0) return s;
+  // Per-class sums, so that the centre and scale do not depend on the site's label mix.
+  std::map<int64_t, std::vector<double>> sums;
+  std::map<int64_t, int64_t> counts;
+  for (int64_t r = 0; r < train.rows(); ++r) {
+    std::vector<double>& sum = sums[train.labels[r]];
+    sum.resize(cols, 0.0);
+    for (int64_t c = 0; c < cols; ++c) sum[c] += train.features[r * cols + c];
+    counts[train.labels[r]]++;
   }
-  for (double& m : s.mean_) m /= rows;
-  std::vector<double> var(cols, 0.0);
-  for (int64_t r = 0; r < rows; ++r) {
+  std::map<int64_t, std::vector<double>> class_means;
+  for (auto& [label, sum] : sums) {
+    for (double& v : sum) v /= counts[label];
+    class_means[label] = sum;
+    for (int64_t c = 0; c < cols; ++c) s.mean_[c] += sum[c] / sums.size();
+  }
+  // Pooled within-class variance, averaged over classes with equal weight.
+  std::map<int64_t, std::vector<double>> class_vars;
+  for (int64_t r = 0; r < train.rows(); ++r) {
+    std::vector<double>& var = class_vars[train.labels[r]];
+    var.resize(cols, 0.0);
+    const std::vector<double>& mean = class_means[train.labels[r]];
     for (int64_t c = 0; c < cols; ++c) {
-      double d = train.features[r * cols + c] - s.mean_[c];
+      double d = train.features[r * cols + c] - mean[c];
       var[c] += d * d;
     }
   }
+  std::vector<double> var(cols, 0.0);
+  for (auto& [label, v] : class_vars) {
+    for (int64_t c = 0; c < cols; ++c) var[c] += v[c] / counts[label] / class_vars.size();
+  }
   for (int64_t c = 0; c < cols; ++c) {
-    double sd = std::sqrt(var[c] / rows);
+    double sd = std::sqrt(var[c]);
     s.scale_[c] = sd > 1e-12 ? sd : 1.0;
   }
   return s;

@@ -36,7 +36,11 @@ struct TrainTestSplit {
 TrainTestSplit SplitTrainTest(const Dataset& all, double test_fraction, uint64_t seed);
 
 // Per-feature standardization fitted on the site's own training rows (statistics never
-// leave the site). Constant features get a scale of 1.
+// leave the site). The statistics are class-balanced: the centre is the mean of the
+// per-class means and the scale the within-class standard deviation averaged over classes.
+// Sites with different label mixes (the usual non-IID case between hospitals) then agree on
+// the centre and scale, whereas a plain mean would shift with each site's prevalence and
+// hide the signal from the shared model. Constant features get a scale of 1.
 class Standardizer {
  public:
   static Standardizer Fit(const Dataset& train);

@@ -55,7 +55,9 @@ grpc::ChannelArguments MakeChannelArguments(const std::string& server_name) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  // Reconnection is paced by the client's own backoff loop.
+  // Reconnection is paced by the client's own backoff loop (exponential, with jitter); the
+  // channel's own backoff (default minimum 20 s) must not add a second, longer one.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return args;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The cohort demo: a federation of three hospitals on this machine.
+#
+#   scripts/demo.sh [--rounds N] [--skip-build]
+#
+# Installs what is missing, builds Release into build/, creates a development PKI, splits the
+# Breast Cancer Wisconsin data across hospital-a/b/c (label-skewed, so the sites differ),
+# starts cohort-coordinator (127.0.0.1:50051) and three cohort-client processes, prints one
+# line per committed round, and stops everything it started, also on Ctrl-C or failure.
+# Everything it writes stays under build/demo/ (pki/, state/, logs/, data/, the configs).
+#
+# Environment: COHORT_BUILD_DIR (default build), COHORT_DEMO_DIR (default $BUILD/demo),
+# COHORT_DEMO_PORT (default 50051).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${COHORT_BUILD_DIR:-$ROOT/build}
+DEMO=${COHORT_DEMO_DIR:-$BUILD/demo}
+PORT=${COHORT_DEMO_PORT:-50051}
+ROUNDS=""
+SKIP_BUILD=0
+SITES=(hospital-a hospital-b hospital-c)
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --skip-build) SKIP_BUILD=1; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$SKIP_BUILD" -eq 0 ]; then
+  bash "$ROOT/scripts/setup.sh"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" -j2 --target cohort-coordinator cohort-client cohortctl
+fi
+BIN=$BUILD/bin
+
+PIDS=()
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'echo "demo: interrupted, stopping"; exit 130' INT TERM
+
+rm -rf "$DEMO"
+mkdir -p "$DEMO/state" "$DEMO/logs" "$DEMO/data"
+cp "$ROOT"/configs/demo/*.yaml "$DEMO/"
+if [ "$PORT" != 50051 ]; then
+  sed -i "s/127.0.0.1:50051/127.0.0.1:$PORT/" "$DEMO"/*.yaml
+fi
+if [ -n "$ROUNDS" ]; then
+  sed -i -E "s/count: [0-9]+/count: $ROUNDS/" "$DEMO/coordinator.yaml"
+fi
+
+echo "== development PKI in $DEMO/pki"
+"$BIN/cohortctl" pki init-ca --dir "$DEMO/pki" --federation demo >/dev/null
+"$BIN/cohortctl" pki issue --dir "$DEMO/pki" --federation demo --coordinator \
+  --name localhost --ip 127.0.0.1 >/dev/null
+for site in "${SITES[@]}"; do
+  "$BIN/cohortctl" pki issue --dir "$DEMO/pki" --federation demo --site "$site" >/dev/null
+done
+
+echo "== Breast Cancer Wisconsin split across the sites (label-skew)"
+"$BIN/cohortctl" data split --input "$ROOT/data/wdbc.csv" --label malignant --sites 3 \
+  --scheme label-skew --seed 7 --out "$DEMO/data" --names hospital-a,hospital-b,hospital-c
+
+"$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" --check-config
+"$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &
+COORDINATOR=$!
+PIDS+=("$COORDINATOR")
+# Start the sites once the coordinator listens (they would reconnect anyway, with backoff).
+for _ in $(seq 1 100); do
+  grep -q "listening on port" "$DEMO/logs/coordinator.log" 2>/dev/null && break
+  kill -0 "$COORDINATOR" 2>/dev/null || break
+  sleep 0.1
+done
+for site in "${SITES[@]}"; do
+  "$BIN/cohort-client" --config "$DEMO/$site.yaml" >"$DEMO/logs/$site.log" 2>&1 &
+  PIDS+=("$!")
+done
+echo "== coordinator pid $COORDINATOR on 127.0.0.1:$PORT, logs in $DEMO/logs"
+START=$(date +%s)
+
+# One line per committed round, as the coordinator commits it.
+tail -n +1 -F --pid="$COORDINATOR" "$DEMO/logs/coordinator.log" 2>/dev/null |
+  sed -u -n -E 's/.*round=([0-9]+) stage=commit participants=([^ ]+) examples=([0-9]+) train_loss=([^ ]+) test_accuracy=([^ ]+) duration=([^ ]+)$/round \1  participants \2  examples \3  train_loss \4  test_accuracy \5  duration \6/p'
+
+set +e
+wait "$COORDINATOR"
+COORDINATOR_STATUS=$?
+set -e
+if [ "$COORDINATOR_STATUS" -ne 0 ]; then
+  echo "demo: the coordinator failed (exit $COORDINATOR_STATUS); last lines of its log:" >&2
+  tail -n 20 "$DEMO/logs/coordinator.log" >&2
+  exit 1
+fi
+for pid in "${PIDS[@]:1}"; do
+  if ! wait "$pid"; then
+    echo "demo: a client exited with an error; see $DEMO/logs" >&2
+    exit 1
+  fi
+done
+PIDS=()
+echo "== done in $(( $(date +%s) - START ))s; round history: $BIN/cohortctl rounds --state-dir $DEMO/state"
+"$BIN/cohortctl" rounds --state-dir "$DEMO/state"

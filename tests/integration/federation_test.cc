@@ -1,0 +1,204 @@
+// Whole rounds over real gRPC and mutual TLS on 127.0.0.1, coordinator and sites in-process.
+#include <filesystem>
+
+#include <catch2/catch.hpp>
+
+#include "client/torch_trainer.h"
+#include "common/data/csv.h"
+#include "common/data/split.h"
+#include "common/model/models.h"
+#include "common/state/state_store.h"
+#include "tests/integration/harness.h"
+
+namespace cohort::testing {
+namespace {
+
+std::vector<state::RoundRecord> Rounds(const std::string& state_dir, bool committed_only) {
+  auto store = state::StateStore::OpenReadOnly(state_dir + "/state.db");
+  REQUIRE(store.ok());
+  auto rounds = (*store)->ListRounds(committed_only);
+  REQUIRE(rounds.ok());
+  return *rounds;
+}
+
+std::unique_ptr<ScriptedTrainer> Scripted(float delta, uint64_t examples) {
+  return std::make_unique<ScriptedTrainer>(delta, examples);
+}
+
+}  // namespace
+
+TEST_CASE("FedAvg weights each site's delta by its example count", "[federation]") {
+  Federation fed({"site-a", "site-b"});
+  fed.config().rounds.count = 1;
+  fed.Start();
+  const std::vector<float> initial = fed.coordinator().GlobalModel();
+  ClientRunner a(fed.ClientConfigFor("site-a"), Scripted(1.0f, 10));
+  ClientRunner b(fed.ClientConfigFor("site-b"), Scripted(4.0f, 30));
+  REQUIRE(fed.coordinator().Wait().ok());
+  REQUIRE(a.Join().ok());
+  REQUIRE(b.Join().ok());
+
+  const std::vector<float> model = fed.coordinator().GlobalModel();
+  REQUIRE(model.size() == initial.size());
+  // (10 * 1 + 30 * 4) / 40 = 3.25 added to every parameter.
+  for (size_t i = 0; i < model.size(); ++i) {
+    REQUIRE(model[i] == Approx(initial[i] + 3.25f).epsilon(1e-6));
+  }
+  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 1);
+  CHECK(rounds[0].round == 1);
+  CHECK(rounds[0].participants == std::vector<std::string>{"site-a", "site-b"});
+  CHECK(rounds[0].examples == 40);
+  REQUIRE(rounds[0].train_loss.has_value());
+  CHECK(*rounds[0].train_loss == Approx(0.25));
+  // Both scripted sites report 7 of 10 correct.
+  REQUIRE(rounds[0].test_accuracy.has_value());
+  CHECK(*rounds[0].test_accuracy == Approx(0.7));
+  CHECK(rounds[0].test_examples == 20);
+
+  // The checkpoint on disk is the committed model.
+  auto restored = model::ReadCheckpoint(fed.state_dir() + "/" + rounds[0].checkpoint,
+                                        fed.coordinator().layout());
+  REQUIRE(restored.ok());
+  CHECK(*restored == model);
+}
+
+TEST_CASE("A site that misses the training deadline is dropped from that round only",
+          "[federation]") {
+  Federation fed({"site-a", "site-b", "site-c"});
+  fed.config().rounds.count = 2;
+  fed.config().rounds.min_clients = 2;
+  fed.config().rounds.stage_timeout = absl::Seconds(2);
+  fed.Start();
+  auto slow = Scripted(1.0f, 10);
+  // Stalls past the deadline in its first task only.
+  slow->before_train = [](int task) {
+    if (task == 0) absl::SleepFor(absl::Seconds(3));
+  };
+  ClientRunner a(fed.ClientConfigFor("site-a"), Scripted(1.0f, 10));
+  ClientRunner b(fed.ClientConfigFor("site-b"), Scripted(1.0f, 10));
+  ClientRunner c(fed.ClientConfigFor("site-c"), std::move(slow));
+  REQUIRE(fed.coordinator().Wait().ok());
+  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 2);
+  // The first round that committed ran without the stalled site; it was dropped, not banned.
+  bool saw_drop = false;
+  for (const auto& r : rounds) {
+    if (r.dropped == std::vector<std::string>{"site-c"}) {
+      saw_drop = true;
+      CHECK(r.participants == std::vector<std::string>{"site-a", "site-b"});
+    }
+  }
+  CHECK(saw_drop);
+  CHECK(rounds.back().participants ==
+        std::vector<std::string>{"site-a", "site-b", "site-c"});
+}
+
+TEST_CASE("A round below min_clients aborts and its number is never reused", "[federation]") {
+  Federation fed({"site-a", "site-b"});
+  fed.config().rounds.count = 1;
+  fed.config().rounds.min_clients = 2;
+  fed.Start();
+  const std::vector<float> initial = fed.coordinator().GlobalModel();
+  auto failing = Scripted(100.0f, 10);
+  failing->fail_train = [](int task) {
+    return task == 0 ? absl::FailedPreconditionError("local policy refuses this round")
+                     : absl::OkStatus();
+  };
+  ClientRunner a(fed.ClientConfigFor("site-a"), Scripted(1.0f, 10));
+  ClientRunner b(fed.ClientConfigFor("site-b"), std::move(failing));
+  REQUIRE(fed.coordinator().Wait().ok());
+  std::vector<state::RoundRecord> all = Rounds(fed.state_dir(), false);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].round == 1);
+  CHECK(all[0].status == "aborted");
+  CHECK_THAT(all[0].reason, Catch::Contains("only 1 of 2"));
+  CHECK(all[1].round == 2);
+  CHECK(all[1].status == "committed");
+  // The aborted round left no trace in the model: one round of (1 + 100) / 2.
+  const std::vector<float> model = fed.coordinator().GlobalModel();
+  CHECK(model[0] == Approx(initial[0] + 50.5f).epsilon(1e-6));
+}
+
+TEST_CASE("A restarted coordinator resumes from the last committed round", "[federation]") {
+  TempDir keep;
+  std::string state_dir;
+  std::vector<float> after_first_run;
+  Federation fed({"site-a"});
+  fed.config().rounds.count = 2;
+  fed.config().rounds.min_clients = 1;
+  fed.Start();
+  {
+    ClientRunner a(fed.ClientConfigFor("site-a"), Scripted(1.0f, 10));
+    REQUIRE(fed.coordinator().Wait().ok());
+    REQUIRE(a.Join().ok());
+  }
+  after_first_run = fed.coordinator().GlobalModel();
+  fed.StopCoordinator();
+
+  // Same state_dir, more rounds: continues at round 3 from the round-2 checkpoint.
+  config::CoordinatorConfig second = fed.config();
+  second.rounds.count = 4;
+  auto coordinator = server::Coordinator::Create(second);
+  REQUIRE(coordinator.ok());
+  CHECK((*coordinator)->GlobalModel() == after_first_run);
+  REQUIRE((*coordinator)->Start().ok());
+  config::ClientConfig client_config = fed.ClientConfigFor("site-a");
+  client_config.coordinator = "127.0.0.1:" + std::to_string((*coordinator)->port());
+  ClientRunner a(client_config, Scripted(2.0f, 10));
+  REQUIRE((*coordinator)->Wait().ok());
+  REQUIRE(a.Join().ok());
+  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 4);
+  CHECK(rounds[2].round == 3);
+  CHECK(rounds[3].round == 4);
+  const std::vector<float> model = (*coordinator)->GlobalModel();
+  CHECK(model[0] == Approx(after_first_run[0] + 4.0f).epsilon(1e-6));
+  (*coordinator)->Shutdown();
+}
+
+TEST_CASE("Three sites learn the breast cancer data with LibTorch", "[federation][torch]") {
+  auto all = data::LoadCsv(SourcePath("data/wdbc.csv"), "malignant");
+  REQUIRE(all.ok());
+  auto scheme = data::ParsePartitionScheme("label-skew");
+  REQUIRE(scheme.ok());
+  auto parts = data::PartitionRows(all->labels, 3, *scheme, 42);
+  REQUIRE(parts.ok());
+
+  Federation fed({"hospital-a", "hospital-b", "hospital-c"});
+  fed.config().model.arch = "mlp";
+  fed.config().model.inputs = 30;
+  fed.config().model.hidden = {16};
+  fed.config().rounds.count = 5;
+  fed.config().training.epochs = 2;
+  fed.config().training.batch_size = 16;
+  fed.config().training.learning_rate = 0.1;
+  fed.Start();
+  std::vector<std::unique_ptr<ClientRunner>> clients;
+  const std::vector<std::string> sites = {"hospital-a", "hospital-b", "hospital-c"};
+  for (int s = 0; s < 3; ++s) {
+    data::TrainTestSplit split = data::SplitTrainTest(all->Subset((*parts)[s]), 0.2, 1);
+    data::Standardizer standardizer = data::Standardizer::Fit(split.train);
+    standardizer.Apply(&split.train);
+    standardizer.Apply(&split.test);
+    clients.push_back(std::make_unique<ClientRunner>(
+        fed.ClientConfigFor(sites[s]), client::MakeTorchTrainerFromSplit(std::move(split), s)));
+  }
+  REQUIRE(fed.coordinator().Wait().ok());
+  for (auto& c : clients) REQUIRE(c->Join().ok());
+  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 5);
+  for (const auto& r : rounds) {
+    CHECK(r.participants.size() == 3);
+    CHECK(r.examples > 400);
+    REQUIRE(r.test_accuracy.has_value());
+  }
+  // Training makes progress: the loss falls and the final model classifies well.
+  CHECK(*rounds.back().train_loss < *rounds.front().train_loss);
+  CHECK(*rounds.back().test_accuracy >= 0.93);
+  for (const auto& r : rounds) {
+    CHECK(std::filesystem::exists(fed.state_dir() + "/" + r.checkpoint));
+  }
+}
+
+}  // namespace cohort::testing
