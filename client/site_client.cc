@@ -249,11 +249,17 @@ absl::Status SiteClient::Upload(cohort::v1::Federation::Stub& stub,
   header->mutable_metrics()->set_train_seconds(result.seconds);
   bool ok = writer->Write(message);
   absl::string_view bytes = tensor::AsBytes(result.delta);
-  for (size_t offset = 0; ok && offset < bytes.size(); offset += kUploadChunkBytes) {
+  // 1 MiB chunks, or smaller when the coordinator says so (kept a whole number of floats).
+  size_t chunk_bytes = kUploadChunkBytes;
+  if (task.max_upload_chunk_bytes() > 0) {
+    chunk_bytes = std::min<size_t>(chunk_bytes, task.max_upload_chunk_bytes());
+  }
+  chunk_bytes = std::max<size_t>(sizeof(float), chunk_bytes - chunk_bytes % sizeof(float));
+  for (size_t offset = 0; ok && offset < bytes.size(); offset += chunk_bytes) {
     message.Clear();
     message.mutable_data()->set_offset(offset);
     message.mutable_data()->set_data(bytes.data() + offset,
-                                     std::min(kUploadChunkBytes, bytes.size() - offset));
+                                     std::min(chunk_bytes, bytes.size() - offset));
     ok = writer->Write(message);
   }
   if (ok) writer->WritesDone();

@@ -218,6 +218,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
   task->mutable_training()->set_learning_rate(config_.training.learning_rate);
   task->mutable_training()->set_optimizer(config_.training.optimizer);
   task->set_deadline_unix_ms(UnixMillis(train_deadline));
+  task->set_max_upload_chunk_bytes(static_cast<uint64_t>(config_.limits.max_chunk_bytes));
   std::vector<std::string> unreachable;
   Broadcast(train, participants, &unreachable);
   for (const std::string& site : unreachable) round->ReportFailure(site, "session lost");

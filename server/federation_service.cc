@@ -169,6 +169,7 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
   if (!site.ok()) return ToGrpcStatus(site.status());
   cohort::v1::UpdateChunk message;
   if (!reader->Read(&message)) {
+    spdlog::warn("site={} stage=upload refused: empty upload stream", *site);
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload stream");
   }
   if (!message.has_header()) {

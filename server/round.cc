@@ -76,13 +76,13 @@ absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncemen
     return absl::InvalidArgumentError("reported training loss is not finite");
   }
   absl::MutexLock lock(&mu_);
-  if (stage_ != Stage::kTrain) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("round ", number_, " no longer accepts updates (training stage closed)"));
-  }
   if (uploaded_.count(site) > 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("site ", site, " already uploaded its update for round ", number_));
+  }
+  if (stage_ != Stage::kTrain) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("round ", number_, " no longer accepts updates (training stage closed)"));
   }
   if (failed_.count(site) > 0) {
     return absl::FailedPreconditionError(

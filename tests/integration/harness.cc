@@ -121,6 +121,10 @@ bool ManualSite::Next(cohort::v1::CoordinatorMessage* message) {
   return stream_ != nullptr && stream_->Read(message);
 }
 
+bool ManualSite::Send(const cohort::v1::SiteMessage& message) {
+  return stream_ != nullptr && stream_->Write(message);
+}
+
 void ManualSite::Close() {
   if (closed_ || stream_ == nullptr) return;
   closed_ = true;

@@ -108,6 +108,7 @@ class ManualSite {
   bool Connect();
   // Reads the next coordinator message (false when the stream ended).
   bool Next(cohort::v1::CoordinatorMessage* message);
+  bool Send(const cohort::v1::SiteMessage& message);
   cohort::v1::Federation::Stub& stub() { return *stub_; }
   void Close();
 

@@ -262,48 +262,184 @@ TEST_CASE("SplitTrainTest is deterministic for a seed and varies with the seed",
 
 // --- Standardizer -----------------------------------------------------------------------
 
-TEST_CASE("Standardizer gives training features mean 0 and standard deviation 1", "[data]") {
-  Dataset all = MakeDataset({30, 20});
-  TrainTestSplit split = SplitTrainTest(all, 0.25, 5);
-  Standardizer standardizer = Standardizer::Fit(split.train);
-  Dataset train = split.train;
-  standardizer.Apply(&train);
-  const int64_t rows = train.rows();
-  REQUIRE(rows > 1);
-  for (int64_t c = 0; c < train.cols(); ++c) {
+// Mean and population standard deviation of every column.
+void ColumnStats(const Dataset& data, std::vector<double>* means, std::vector<double>* sds) {
+  const int64_t rows = data.rows();
+  const int64_t cols = data.cols();
+  means->assign(cols, 0.0);
+  sds->assign(cols, 0.0);
+  for (int64_t c = 0; c < cols; ++c) {
     double sum = 0;
-    for (int64_t r = 0; r < rows; ++r) sum += train.features[r * train.cols() + c];
+    for (int64_t r = 0; r < rows; ++r) sum += data.features[r * cols + c];
     const double mean = sum / rows;
     double var = 0;
     for (int64_t r = 0; r < rows; ++r) {
-      const double d = train.features[r * train.cols() + c] - mean;
+      const double d = data.features[r * cols + c] - mean;
       var += d * d;
     }
-    INFO("column " << c);
-    CHECK(mean == Approx(0.0).margin(1e-5));
-    CHECK(std::sqrt(var / rows) == Approx(1.0).epsilon(1e-5));
+    (*means)[c] = mean;
+    (*sds)[c] = std::sqrt(var / rows);
   }
 }
 
-TEST_CASE("Standardizer applies training statistics to test data", "[data]") {
+// Standardizes `train` with statistics fitted on itself.
+Dataset SelfStandardized(const Dataset& train) {
+  Dataset out = train;
+  Standardizer::Fit(train).Apply(&out);
+  return out;
+}
+
+// csv.h (since commit d463771) makes the statistics class-balanced; for a training set of a
+// single class they are the plain mean and sd, so the result is exactly a z-score.
+TEST_CASE("Standardizer gives a single-class training set mean 0 and standard deviation 1",
+          "[data]") {
+  Dataset train = SelfStandardized(MakeDataset({40}));
+  std::vector<double> means, sds;
+  ColumnStats(train, &means, &sds);
+  for (int64_t c = 0; c < train.cols(); ++c) {
+    INFO("column " << c);
+    CHECK(means[c] == Approx(0.0).margin(1e-5));
+    CHECK(sds[c] == Approx(1.0).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("Standardizer gives training data with balanced classes mean 0", "[data]") {
+  // Equal class sizes: the mean of the class means is the overall mean.
+  Dataset train = SelfStandardized(MakeDataset({25, 25}));
+  std::vector<double> means, sds;
+  ColumnStats(train, &means, &sds);
+  for (int64_t c = 0; c < train.cols(); ++c) {
+    INFO("column " << c);
+    CHECK(means[c] == Approx(0.0).margin(1e-5));
+    CHECK(sds[c] > 0.0);
+  }
+}
+
+TEST_CASE("Standardizer centres on the mean of the class means and scales by the within-class "
+          "sd",
+          "[data]") {
+  Dataset train;
+  train.feature_names = {"x"};
+  // Class 0: 0, 2 (mean 1, sd 1). Class 1: 9, 11, 9, 11 (mean 10, sd 1).
+  // Centre (1 + 10) / 2 = 5.5 (the plain mean would be 7), scale 1 (the plain sd ~4.4).
+  train.features = {0, 2, 9, 11, 9, 11};
+  train.labels = {0, 0, 1, 1, 1, 1};
+  Dataset test;
+  test.feature_names = {"x"};
+  test.features = {5.5f, 7.5f, 1.0f};
+  test.labels = {0, 0, 0};
+  Standardizer::Fit(train).Apply(&test);
+  CHECK(test.features[0] == Approx(0.0).margin(1e-6));
+  CHECK(test.features[1] == Approx(2.0));
+  CHECK(test.features[2] == Approx(-4.5));
+}
+
+TEST_CASE("Standardizer gives sites with different label mixes the same statistics", "[data]") {
+  // The same class-conditional data at two sites, one with three times the class-0 rows.
+  Dataset a;
+  a.feature_names = {"x"};
+  a.features = {0, 2, 9, 11};
+  a.labels = {0, 0, 1, 1};
+  Dataset b = a;
+  b.features = {0, 2, 0, 2, 0, 2, 9, 11};
+  b.labels = {0, 0, 0, 0, 0, 0, 1, 1};
+  Dataset probe;
+  probe.feature_names = {"x"};
+  probe.features = {-3, 0, 4, 20};
+  probe.labels = {0, 0, 0, 0};
+  Dataset pa = probe;
+  Dataset pb = probe;
+  Standardizer::Fit(a).Apply(&pa);
+  Standardizer::Fit(b).Apply(&pb);
+  for (size_t i = 0; i < probe.features.size(); ++i) {
+    INFO("value " << probe.features[i]);
+    CHECK(pa.features[i] == Approx(pb.features[i]));
+  }
+  // And the map is not the identity (the statistics were applied).
+  CHECK(pa.features[1] != Approx(0.0));
+}
+
+// Recovers the per-feature affine map v -> (v - centre) / scale that `standardizer`
+// applies, by probing it with the values 0 and 1.
+void ProbeAffine(const Standardizer& standardizer, const std::vector<std::string>& names,
+                 std::vector<double>* centre, std::vector<double>* scale) {
+  Dataset probe;
+  probe.feature_names = names;
+  probe.features.assign(names.size(), 0.0f);
+  probe.features.insert(probe.features.end(), names.size(), 1.0f);
+  probe.labels = {0, 1};
+  standardizer.Apply(&probe);
+  centre->clear();
+  scale->clear();
+  for (size_t c = 0; c < names.size(); ++c) {
+    const double at0 = probe.features[c];
+    const double at1 = probe.features[names.size() + c];
+    REQUIRE(at1 != at0);
+    scale->push_back(1.0 / (at1 - at0));
+    centre->push_back(-at0 * scale->back());
+  }
+}
+
+TEST_CASE("Standardizer uses only training statistics for test data", "[data]") {
+  Dataset train;
+  train.feature_names = {"x", "y"};
+  train.features = {1, 10, 3, 30, 2, 20, 4, 40};
+  train.labels = {0, 1, 0, 1};
+  Dataset test;
+  test.feature_names = {"x", "y"};
+  // Very different statistics from the training data.
+  test.features = {100, 0, 102, 50, 300, -70};
+  test.labels = {0, 1, 1};
+  const std::vector<float> original_test = test.features;
+  const std::vector<float> original_train = train.features;
+
+  Standardizer standardizer = Standardizer::Fit(train);
+  CHECK(train.features == original_train);  // fitting does not modify its input
+  std::vector<double> centre, scale;
+  ProbeAffine(standardizer, train.feature_names, &centre, &scale);
+
+  standardizer.Apply(&test);
+  for (int64_t r = 0; r < test.rows(); ++r) {
+    for (int64_t c = 0; c < 2; ++c) {
+      INFO("row " << r << " column " << c);
+      const double expected = (original_test[r * 2 + c] - centre[c]) / scale[c];
+      CHECK(test.features[r * 2 + c] == Approx(expected).epsilon(1e-5));
+    }
+  }
+  // The same map for a single test row: nothing depends on the other test rows.
+  Dataset one = test;
+  one.features = {original_test[4], original_test[5]};
+  one.labels = {1};
+  standardizer.Apply(&one);
+  CHECK(one.features[0] == test.features[4]);
+  CHECK(one.features[1] == test.features[5]);
+
+  // Non-vacuous: statistics fitted with the test rows would give a different map.
+  Dataset pooled = train;
+  pooled.features.insert(pooled.features.end(), original_test.begin(), original_test.end());
+  pooled.labels.insert(pooled.labels.end(), test.labels.begin(), test.labels.end());
+  std::vector<double> pooled_centre, pooled_scale;
+  ProbeAffine(Standardizer::Fit(pooled), pooled.feature_names, &pooled_centre, &pooled_scale);
+  CHECK(pooled_centre[0] != Approx(centre[0]));
+  CHECK(pooled_scale[1] != Approx(scale[1]));
+}
+
+TEST_CASE("Standardizer of a single-class site centres by the mean and scales by the sd",
+          "[data]") {
   Dataset train;
   train.feature_names = {"x", "y"};
   // x: 1, 3 -> mean 2, population sd 1.  y: 10, 30 -> mean 20, sd 10.
   train.features = {1, 10, 3, 30};
-  train.labels = {0, 1};
+  train.labels = {0, 0};
   Dataset test;
   test.feature_names = {"x", "y"};
-  // Statistics of the test data itself would be very different.
   test.features = {100, 0, 102, 50};
   test.labels = {0, 1};
-  Standardizer standardizer = Standardizer::Fit(train);
-  standardizer.Apply(&test);
+  Standardizer::Fit(train).Apply(&test);
   CHECK(test.features[0] == Approx(98.0));   // (100 - 2) / 1
   CHECK(test.features[1] == Approx(-2.0));   // (0 - 20) / 10
   CHECK(test.features[2] == Approx(100.0));  // (102 - 2) / 1
   CHECK(test.features[3] == Approx(3.0));    // (50 - 20) / 10
-  // Fitting never changes the training data itself.
-  CHECK(train.features == std::vector<float>{1, 10, 3, 30});
 }
 
 TEST_CASE("Standardizer gives a constant feature a scale of 1", "[data]") {
@@ -357,7 +493,9 @@ TEST_CASE("ParsePartitionScheme refuses unknown schemes and bad alphas", "[data]
 
 // --- PartitionRows ----------------------------------------------------------------------
 
-std::vector<int64_t> Labels(const std::vector<int>& per_class) { return MakeDataset(per_class).labels; }
+std::vector<int64_t> Labels(const std::vector<int>& per_class) {
+  return MakeDataset(per_class).labels;
+}
 
 TEST_CASE("PartitionRows assigns every row exactly once to a non-empty site", "[data]") {
   const std::string scheme_text =

@@ -21,7 +21,9 @@ using cohort::testing::TempDir;
 const absl::Time kStart = absl::FromUnixSeconds(1700000000) + absl::Milliseconds(250);
 
 // started_at is stored as REAL seconds since the epoch: about 0.24 us of resolution today.
-bool SameTime(absl::Time a, absl::Time b) { return absl::AbsDuration(a - b) < absl::Microseconds(1); }
+bool SameTime(absl::Time a, absl::Time b) {
+  return absl::AbsDuration(a - b) < absl::Microseconds(1);
+}
 
 std::unique_ptr<StateStore> OpenOrDie(const std::string& path) {
   absl::StatusOr<std::unique_ptr<StateStore>> store = StateStore::Open(path);
