@@ -87,9 +87,12 @@ done
 echo "== coordinator pid $COORDINATOR on 127.0.0.1:$PORT, logs in $DEMO/logs"
 START=$(date +%s)
 
-# One line per committed round, as the coordinator commits it.
+# One line per committed round, as the coordinator commits it. The follower runs in the
+# background so that `wait` below stays interruptible by Ctrl-C.
 tail -n +1 -F --pid="$COORDINATOR" "$DEMO/logs/coordinator.log" 2>/dev/null |
-  sed -u -n -E 's/.*round=([0-9]+) stage=commit participants=([^ ]+) examples=([0-9]+) train_loss=([^ ]+) test_accuracy=([^ ]+) duration=([^ ]+)$/round \1  participants \2  examples \3  train_loss \4  test_accuracy \5  duration \6/p'
+  sed -u -n -E 's/.*round=([0-9]+) stage=commit participants=([^ ]+) examples=([0-9]+) train_loss=([^ ]+) test_accuracy=([^ ]+) duration=([^ ]+)$/round \1  participants \2  examples \3  train_loss \4  test_accuracy \5  duration \6/p' &
+FOLLOWER=$!
+PIDS+=("$FOLLOWER")
 
 set +e
 wait "$COORDINATOR"
@@ -100,7 +103,8 @@ if [ "$COORDINATOR_STATUS" -ne 0 ]; then
   tail -n 20 "$DEMO/logs/coordinator.log" >&2
   exit 1
 fi
-for pid in "${PIDS[@]:1}"; do
+wait "$FOLLOWER" 2>/dev/null || true
+for pid in "${PIDS[@]:1:${#SITES[@]}}"; do
   if ! wait "$pid"; then
     echo "demo: a client exited with an error; see $DEMO/logs" >&2
     exit 1

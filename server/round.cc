@@ -98,7 +98,10 @@ absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncemen
 absl::Status Round::CompleteUpload(const std::string& site, const UploadAnnouncement& a,
                                    const std::vector<float>& delta) {
   absl::MutexLock lock(&mu_);
-  in_flight_.erase(site);
+  if (in_flight_.erase(site) == 0 || uploaded_.count(site) > 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("site ", site, " has no upload in flight for round ", number_));
+  }
   if (stage_ != Stage::kTrain) {
     return absl::DeadlineExceededError(
         absl::StrCat("round ", number_, " closed its training stage before the upload finished"));
@@ -108,6 +111,9 @@ absl::Status Round::CompleteUpload(const std::string& site, const UploadAnnounce
   }
   aggregator_.Add(a.weight, delta);
   uploaded_.insert(site);
+  // A site whose session broke while its upload stream went on is counted once: as a
+  // contributor (uploaded_ and failed_ stay disjoint).
+  failed_.erase(site);
   loss_sum_ += a.weight * a.train_loss;
   examples_ += static_cast<uint64_t>(a.weight);
   return absl::OkStatus();

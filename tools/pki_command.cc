@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/crypto/pki.h"
+#include "common/util/site_id.h"
 #include "tools/commands.h"
 
 namespace cohort::tools {
@@ -121,7 +122,7 @@ absl::Status EnsurePrivateDirectory(const fs::path& dir) {
 // It is capped at 60 characters so that the CA's common name "<federation> CA" stays
 // within the 64-character X.509 limit.
 bool IsValidFederationName(absl::string_view name) {
-  return name.size() <= 60 && crypto::IsValidSiteId(name);
+  return name.size() <= 60 && cohort::IsValidSiteId(name);
 }
 
 std::string CaCommonName(absl::string_view federation) { return absl::StrCat(federation, " CA"); }
@@ -243,7 +244,7 @@ CertificateSpec BuildIssueSpec(const IssueOptions& options) {
 
   CertificateSpec spec;
   if (is_site) {
-    if (!crypto::IsValidSiteId(options.site)) {
+    if (!cohort::IsValidSiteId(options.site)) {
       Fail(kSub, kBadArguments,
            absl::StrCat("invalid site id '", options.site,
                         "': it must match [a-z0-9][a-z0-9._-]{0,62}"));

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config/config_common.h"
 #include "common/config/yaml_reader.h"
+#include "common/util/site_id.h"
 
 namespace cohort::config {
 

@@ -2,7 +2,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -231,9 +230,12 @@ std::string MapReader::Path(const std::string& key, bool required, bool must_exi
   if (path.is_relative() && !base_dir_.empty()) path = std::filesystem::path(base_dir_) / path;
   std::string resolved = path.lexically_normal().string();
   if (must_exist) {
+    std::error_code ec;
     std::ifstream probe(resolved);
     if (!probe.good()) {
       Fail(key, absl::StrCat("file '", resolved, "' does not exist or cannot be read"));
+    } else if (!std::filesystem::is_regular_file(resolved, ec)) {
+      Fail(key, absl::StrCat("'", resolved, "' is not a regular file"));
     }
   }
   return resolved;
@@ -247,8 +249,16 @@ MapReader MapReader::Map(const std::string& key) {
 
 void MapReader::Finish() {
   if (!node_.IsMap()) return;
+  std::set<std::string> seen;
   for (const auto& entry : node_) {
     std::string key = entry.first.Scalar();
+    // yaml-cpp keeps the first of two equal keys and drops the second without a word; an
+    // override appended at the end of a file must not be silently ignored.
+    if (!seen.insert(key).second) {
+      errors_->Add(entry.first.Mark(), KeyPath(key),
+                   "key appears twice in the same mapping (remove one)");
+      return;
+    }
     if (known_.count(key) == 0) {
       std::vector<std::string> names(known_.begin(), known_.end());
       errors_->Add(entry.first.Mark(), KeyPath(key),
@@ -273,11 +283,6 @@ absl::Status ParseYamlRoot(const std::string& text, const std::string& file, YAM
         absl::StrCat(file, ": expected a mapping of configuration keys at the top level"));
   }
   return absl::OkStatus();
-}
-
-bool IsValidSiteId(const std::string& id) {
-  static const std::regex* pattern = new std::regex("[a-z0-9][a-z0-9._-]{0,62}");
-  return std::regex_match(id, *pattern);
 }
 
 }  // namespace cohort::config

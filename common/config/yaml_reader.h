@@ -78,10 +78,6 @@ class MapReader {
 // Parses YAML text into the root mapping, turning syntax errors into a Status with file:line.
 absl::Status ParseYamlRoot(const std::string& text, const std::string& file, YAML::Node* root);
 
-// Site ids: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit,
-// at most 63 characters (they appear in URIs, file names and metrics labels).
-bool IsValidSiteId(const std::string& id);
-
 }  // namespace cohort::config
 
 #endif  // COHORT_COMMON_CONFIG_YAML_READER_H_

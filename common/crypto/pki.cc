@@ -630,16 +630,6 @@ std::string SiteIdentityUri(absl::string_view federation, absl::string_view site
   return absl::StrCat("spiffe://", federation, "/site/", site_id);
 }
 
-bool IsValidSiteId(absl::string_view id) {
-  if (id.empty() || id.size() > 63) return false;
-  for (size_t i = 0; i < id.size(); ++i) {
-    const char c = id[i];
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-'))) return false;
-  }
-  return true;
-}
-
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents, int mode) {
   if ((mode & ~07777) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("invalid permission bits 0", absl::Hex(mode)));

@@ -93,10 +93,6 @@ absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& c
 // SPIFFE-style identity URI for a site: "spiffe://<federation>/site/<site_id>".
 std::string SiteIdentityUri(absl::string_view federation, absl::string_view site_id);
 
-// True if `id` is a valid site id (and hence a valid federation-unique file name
-// component): it matches [a-z0-9][a-z0-9._-]{0,62}.
-bool IsValidSiteId(absl::string_view id);
-
 // Writes `contents` to `path` atomically: the data goes to a temporary file in the same
 // directory, which is given permission bits `mode` (e.g. 0600 for keys, 0644 for
 // certificates; not subject to the umask), fsync'ed, and renamed over `path`; the

@@ -37,7 +37,8 @@ TrainTestSplit SplitTrainTest(const Dataset& all, double test_fraction, uint64_t
 
 // Per-feature standardization fitted on the site's own training rows (statistics never
 // leave the site). The statistics are class-balanced: the centre is the mean of the
-// per-class means and the scale the within-class standard deviation averaged over classes.
+// per-class means and the scale the square root of the within-class variance averaged over
+// classes (each class weighted equally).
 // Sites with different label mixes (the usual non-IID case between hospitals) then agree on
 // the centre and scale, whereas a plain mean would shift with each site's prevalence and
 // hide the signal from the shared model. Constant features get a scale of 1.

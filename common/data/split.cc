@@ -13,21 +13,29 @@
 namespace cohort::data {
 namespace {
 
-// Cuts `rows` into consecutive pieces proportional to `weights` (largest remainder).
+// Cuts `rows` into consecutive pieces proportional to `weights` (largest remainder). Ties in
+// the remainder go to the site holding the fewest rows so far, so that small classes do not
+// always land on the same sites and leave others empty.
 void Deal(const std::vector<int64_t>& rows, const std::vector<double>& weights,
           std::vector<std::vector<int64_t>>* out) {
   const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
   std::vector<size_t> counts(weights.size());
-  std::vector<std::pair<double, size_t>> remainders;
+  std::vector<size_t> order(weights.size());
+  std::vector<double> remainder(weights.size());
   size_t assigned = 0;
   for (size_t s = 0; s < weights.size(); ++s) {
     double exact = rows.size() * weights[s] / total;
     counts[s] = static_cast<size_t>(std::floor(exact));
     assigned += counts[s];
-    remainders.push_back({exact - counts[s], s});
+    remainder[s] = exact - counts[s];
+    order[s] = s;
   }
-  std::sort(remainders.rbegin(), remainders.rend());
-  for (size_t i = 0; assigned < rows.size(); ++i, ++assigned) counts[remainders[i].second]++;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    constexpr double kTie = 1e-9;
+    if (std::abs(remainder[a] - remainder[b]) > kTie) return remainder[a] > remainder[b];
+    return (*out)[a].size() + counts[a] < (*out)[b].size() + counts[b];
+  });
+  for (size_t i = 0; assigned < rows.size(); ++i, ++assigned) counts[order[i]]++;
   size_t next = 0;
   for (size_t s = 0; s < weights.size(); ++s) {
     for (size_t k = 0; k < counts[s]; ++k) (*out)[s].push_back(rows[next++]);
@@ -100,7 +108,7 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> PartitionRows(
   }
   for (int s = 0; s < sites; ++s) {
     if (out[s].empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      return absl::InvalidArgumentError(absl::StrCat(
           "site ", s, " received no rows; use fewer sites or a larger alpha"));
     }
     std::shuffle(out[s].begin(), out[s].end(), rng);

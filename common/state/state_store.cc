@@ -159,6 +159,9 @@ absl::Status StateStore::AbortRound(uint64_t round, absl::Duration duration,
   stmt.BindText(2, reason);
   sqlite3_bind_int64(stmt.get(), 3, static_cast<sqlite3_int64>(round));
   if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error("abort round");
+  if (sqlite3_changes(db_) != 1) {
+    return absl::FailedPreconditionError(absl::StrCat("round ", round, " is not open"));
+  }
   return absl::OkStatus();
 }
 

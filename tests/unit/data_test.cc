@@ -589,7 +589,7 @@ TEST_CASE("PartitionRows refuses too few rows or no sites", "[data]") {
   RequireInvalid(PartitionRows({0, 1}, 0, PartitionScheme{}, 1).status(), {"at least one site"});
 }
 
-// LIBRARY BUG (common/data/split.cc, Deal(), the largest-remainder loop): ties between
+// Regression (fixed; found while writing these tests) (common/data/split.cc, Deal(), the largest-remainder loop): ties between
 // equal remainders are broken towards the highest site index for every class alike, so
 // when every class has fewer rows than there are sites, the low-numbered sites get nothing
 // and PartitionRows fails with "site 0 received no rows", although there are at least as

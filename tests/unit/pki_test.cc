@@ -509,20 +509,6 @@ TEST_CASE("Invalid certificate specs are refused with InvalidArgument", "[pki]")
         absl::StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("IsValidSiteId accepts [a-z0-9][a-z0-9._-]{0,62} only", "[pki]") {
-  CHECK(IsValidSiteId("hospital-a"));
-  CHECK(IsValidSiteId("0"));
-  CHECK(IsValidSiteId("site_1.eu-west"));
-  CHECK(IsValidSiteId(std::string(63, 'a')));
-  CHECK_FALSE(IsValidSiteId(""));
-  CHECK_FALSE(IsValidSiteId(std::string(64, 'a')));
-  CHECK_FALSE(IsValidSiteId("-site"));
-  CHECK_FALSE(IsValidSiteId(".hidden"));
-  CHECK_FALSE(IsValidSiteId("Hospital"));
-  CHECK_FALSE(IsValidSiteId("a/b"));
-  CHECK_FALSE(IsValidSiteId("a b"));
-}
-
 // --- Files --------------------------------------------------------------------------------
 
 TEST_CASE("WriteFileAtomically sets key permissions to 0600", "[pki][files]") {

@@ -303,7 +303,7 @@ TEST_CASE("Round ReportFailure after a completed upload keeps the site a contrib
   CHECK(round->CloseTraining() == std::vector<std::string>{"a"});
 }
 
-// LIBRARY BUG (server/round.cc, Round::ReportFailure / Round::CompleteUpload /
+// Regression (fixed; found while writing these tests) (server/round.cc, Round::ReportFailure / Round::CompleteUpload /
 // Round::AllUploadsAnswered): a site that reports failure while its upload is in flight is
 // recorded in failed_, and the upload then still completes into uploaded_, so the site is
 // counted twice by `uploaded_.size() + failed_.size() >= participants_.size()`.
