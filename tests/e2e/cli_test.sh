@@ -20,11 +20,22 @@ done
 "$BIN/cohortctl" data split --input "$ROOT/data/wdbc.csv" --label malignant --sites 3 \
   --scheme label-skew --seed 7 --out "$WORK/data" --names hospital-a,hospital-b,hospital-c >/dev/null
 
-out=$("$BIN/cohort-coordinator" --config "$WORK/coordinator.yaml" --check-config 2>&1)
-check "coordinator --check-config accepts the demo config" grep -q "OK" <<<"$out"
-out=$("$BIN/cohort-client" --config "$WORK/hospital-a.yaml" --check-config 2>&1)
-check "client --check-config accepts the demo config and loads its data" \
-  grep -q "30 features" <<<"$out"
+# Every example config in configs/ loads: coordinator files with the coordinator, site files
+# (those with a `site:` key) with the client, which also loads the site's data.
+for file in "$ROOT"/configs/*/*.yaml; do
+  dir=$WORK/configs/$(basename "$(dirname "$file")")
+  mkdir -p "$dir"
+  cp "$file" "$dir/"
+  ln -sfn "$WORK/pki" "$dir/pki"
+  ln -sfn "$WORK/data" "$dir/data"
+  if grep -q '^site:' "$file"; then
+    out=$("$BIN/cohort-client" --config "$dir/$(basename "$file")" --check-config 2>&1) || true
+    check "client accepts $file and loads its data: $out" grep -q "30 features" <<<"$out"
+  else
+    out=$("$BIN/cohort-coordinator" --config "$dir/$(basename "$file")" --check-config 2>&1) || true
+    check "coordinator accepts $file: $out" grep -q ": OK" <<<"$out"
+  fi
+done
 
 # An unknown key: exit 2, and the message names file, line and key.
 sed 's/^seed: 1/seed: 1\nround: {count: 3}/' "$WORK/coordinator.yaml" >"$WORK/typo.yaml"

@@ -202,3 +202,48 @@ TEST_CASE("Three sites learn the breast cancer data with LibTorch", "[federation
 }
 
 }  // namespace cohort::testing
+
+namespace cohort::testing {
+
+TEST_CASE("A site started before the coordinator connects once it is up, and rides "
+          "through a coordinator restart",
+          "[federation][reconnect]") {
+  Federation fed({"site-a"});
+  fed.config().rounds.count = 1;
+  fed.config().rounds.min_clients = 1;
+  // Reserve a port: start once, note the port, stop, and reuse it for both runs below.
+  fed.Start();
+  const int port = fed.coordinator().port();
+  fed.StopCoordinator();
+  fed.config().listen = "127.0.0.1:" + std::to_string(port);
+
+  config::ClientConfig site_config = fed.ClientConfigFor("site-a");
+  site_config.coordinator = "127.0.0.1:" + std::to_string(port);
+  site_config.exit_when_done = false;  // a daemon that outlives one federation run
+  auto trainer = std::make_unique<ScriptedTrainer>(1.0f, 10);
+  ScriptedTrainer* trainer_view = trainer.get();
+  ClientRunner site(site_config, std::move(trainer));
+  absl::SleepFor(absl::Milliseconds(300));  // the site is already dialling, and failing
+
+  {
+    auto first = server::Coordinator::Create(fed.config());
+    REQUIRE(first.ok());
+    REQUIRE((*first)->Start().ok());
+    REQUIRE((*first)->Wait().ok());
+    (*first)->Shutdown();
+  }
+  CHECK(trainer_view->tasks() == 1);
+
+  // Same port, same state: one more round. The site reconnects on its own.
+  config::CoordinatorConfig second_config = fed.config();
+  second_config.rounds.count = 2;
+  auto second = server::Coordinator::Create(second_config);
+  REQUIRE(second.ok());
+  REQUIRE((*second)->Start().ok());
+  REQUIRE((*second)->Wait().ok());
+  (*second)->Shutdown();
+  CHECK(trainer_view->tasks() == 2);
+  CHECK(site.client().sessions_opened() >= 2);
+}
+
+}  // namespace cohort::testing
