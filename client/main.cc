@@ -1,9 +1,9 @@
 // cohort-client: the site daemon. Trains the federation's model on local data and sends back
 // only the update, over an outbound mutual-TLS connection.
-#include <csignal>
+#include <atomic>
+#include <cstdlib>
 #include <iostream>
 #include <random>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -11,6 +11,7 @@
 #include "client/torch_trainer.h"
 #include "common/config/client_config.h"
 #include "common/util/log.h"
+#include "common/util/signals.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"cohort-client: trains locally and sends updates to a cohort coordinator"};
@@ -20,6 +21,15 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "Client YAML file")->required();
   app.add_flag("--check-config", check_config, "Validate the config (and load the data) and exit");
   CLI11_PARSE(app, argc, argv);
+
+  // Before any thread starts (LibTorch's pool included): SIGINT/SIGTERM stop the client.
+  static std::atomic<cohort::client::SiteClient*> running{nullptr};
+  cohort::StopOnTerminationSignal([](int signal) {
+    cohort::client::SiteClient* client = running.load();
+    if (client == nullptr) std::_Exit(128 + signal);
+    spdlog::warn("stage=shutdown received signal {}, stopping", signal);
+    client->Stop();
+  });
 
   absl::StatusOr<cohort::config::ClientConfig> config =
       cohort::config::LoadClientConfig(config_path);
@@ -40,22 +50,12 @@ int main(int argc, char** argv) {
               << " test examples, " << (*trainer)->num_features() << " features)\n";
     return 0;
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   cohort::InitLogging(config->site, config->logging.json,
                       spdlog::level::from_str(config->logging.level));
   cohort::client::SiteClient client(*config, std::move(*trainer));
-  std::thread([signals, &client]() mutable {
-    int received = 0;
-    sigwait(&signals, &received);
-    spdlog::warn("stage=shutdown received signal {}, stopping", received);
-    client.Stop();
-  }).detach();
+  running = &client;
   absl::Status status = client.Run();
+  running = nullptr;
   if (!status.ok() && !absl::IsCancelled(status)) {
     spdlog::error("stage=done {}", status.message());
     return 1;

@@ -1,32 +1,14 @@
 // cohort-coordinator: schedules federated training rounds for the sites of one federation.
-#include <csignal>
+#include <atomic>
+#include <cstdlib>
 #include <iostream>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "common/config/coordinator_config.h"
 #include "common/util/log.h"
+#include "common/util/signals.h"
 #include "server/coordinator.h"
-
-namespace {
-
-// Blocks SIGINT/SIGTERM in every thread and waits for them on a dedicated one, so shutdown
-// runs as ordinary code rather than inside a signal handler.
-void StopOnSignal(cohort::server::Coordinator* coordinator) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  std::thread([signals, coordinator]() mutable {
-    int received = 0;
-    sigwait(&signals, &received);
-    spdlog::warn("stage=shutdown received signal {}, stopping", received);
-    coordinator->Shutdown();
-  }).detach();
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cohort-coordinator: runs federated training rounds over mutual-TLS gRPC"};
@@ -48,11 +30,15 @@ int main(int argc, char** argv) {
               << config->sites.size() << " sites, " << config->rounds.count << " rounds)\n";
     return 0;
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any thread starts: SIGINT/SIGTERM stop the coordinator cleanly (the open round
+  // is recorded as aborted, sessions end, the server stops).
+  static std::atomic<cohort::server::Coordinator*> running{nullptr};
+  cohort::StopOnTerminationSignal([](int signal) {
+    cohort::server::Coordinator* coordinator = running.load();
+    if (coordinator == nullptr) std::_Exit(128 + signal);
+    spdlog::warn("stage=shutdown received signal {}, stopping", signal);
+    coordinator->Shutdown();
+  });
 
   cohort::InitLogging("coordinator", config->logging.json,
                       spdlog::level::from_str(config->logging.level));
@@ -65,9 +51,10 @@ int main(int argc, char** argv) {
     spdlog::error("stage=start {}", s.message());
     return 1;
   }
-  StopOnSignal(coordinator->get());
+  running = coordinator->get();
   absl::Status result = (*coordinator)->Wait();
   (*coordinator)->Shutdown();
+  running = nullptr;
   if (!result.ok() && !absl::IsCancelled(result)) {
     spdlog::error("stage=done {}", result.message());
     return 1;

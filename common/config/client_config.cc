@@ -5,7 +5,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/config/config_common.h"
 #include "common/config/yaml_reader.h"
-#include "common/util/site_id.h"
 
 namespace cohort::config {
 
@@ -20,10 +19,7 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
   MapReader top(root, "", &errors, base_dir);
   ClientConfig config;
   config.source_file = source_name;
-  config.site = top.String("site");
-  if (!config.site.empty() && !IsValidSiteId(config.site)) {
-    top.Fail("site", "use lower-case letters, digits, '.', '_' or '-' (max 63)");
-  }
+  config.site = ReadId(top, "site");
   config.coordinator = top.String("coordinator");
   CheckHostPort(top, "coordinator", config.coordinator, /*allow_port_zero=*/false);
   config.server_name = top.String("server_name", "");

@@ -9,6 +9,8 @@
 
 namespace cohort::config {
 
+// Reads a required id (site or federation name) and checks its form.
+std::string ReadId(MapReader& reader, const std::string& key);
 // Reads the `tls:` section (ca, cert, key; all must exist).
 TlsFiles ReadTls(MapReader tls);
 // Reads the optional `logging:` section.

@@ -13,6 +13,14 @@
 
 namespace cohort::config {
 
+std::string ReadId(MapReader& reader, const std::string& key) {
+  std::string id = reader.String(key);
+  if (!id.empty() && !IsValidSiteId(id)) {
+    reader.Fail(key, "use lower-case letters, digits, '.', '_' or '-' (max 63)");
+  }
+  return id;
+}
+
 TlsFiles ReadTls(MapReader tls) {
   TlsFiles files;
   files.ca = tls.Path("ca", true, true);
@@ -85,10 +93,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   MapReader top(root, "", &errors, base_dir);
   CoordinatorConfig config;
   config.source_file = source_name;
-  config.federation = top.String("federation");
-  if (!config.federation.empty() && !IsValidSiteId(config.federation)) {
-    top.Fail("federation", "use lower-case letters, digits, '.', '_' or '-' (max 63)");
-  }
+  config.federation = ReadId(top, "federation");
   config.listen = top.String("listen");
   CheckHostPort(top, "listen", config.listen, /*allow_port_zero=*/true);
   config.tls = ReadTls(top.Map("tls"));

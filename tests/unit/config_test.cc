@@ -1,5 +1,7 @@
 // Unit tests for common/config: the strict YAML reader and the coordinator / client configs.
 #include <catch2/catch.hpp>
+
+#include "tests/support/status_assertions.h"
 #include <string>
 #include <vector>
 
@@ -15,6 +17,8 @@
 
 namespace cohort::config {
 namespace {
+
+using ::cohort::testing::RequireInvalid;
 
 using cohort::testing::TempDir;
 using cohort::testing::WriteTextFile;
@@ -118,16 +122,6 @@ std::string Replace(const std::string& text, const std::string& from, const std:
   std::string out = text;
   out.replace(at, from.size(), to);
   return out;
-}
-
-// Asserts that `status` is InvalidArgument and its message contains every fragment.
-void RequireInvalid(const absl::Status& status, const std::vector<std::string>& fragments) {
-  INFO("status: " << status.ToString());
-  REQUIRE(status.code() == absl::StatusCode::kInvalidArgument);
-  for (const std::string& fragment : fragments) {
-    INFO("expected fragment: " << fragment);
-    CHECK(absl::StrContains(status.message(), fragment));
-  }
 }
 
 absl::Status CoordinatorError(const ConfigDir& dir, const std::string& yaml) {

@@ -2,6 +2,8 @@
 // and the partitioning of a data set over sites.
 #include <algorithm>
 #include <catch2/catch.hpp>
+
+#include "tests/support/status_assertions.h"
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -19,14 +21,7 @@
 namespace cohort::data {
 namespace {
 
-void RequireInvalid(const absl::Status& status, const std::vector<std::string>& fragments) {
-  INFO("status: " << status.ToString());
-  REQUIRE(status.code() == absl::StatusCode::kInvalidArgument);
-  for (const std::string& fragment : fragments) {
-    INFO("expected fragment: " << fragment);
-    CHECK(absl::StrContains(status.message(), fragment));
-  }
-}
+using ::cohort::testing::RequireInvalid;
 
 // A data set of `per_class[c]` rows of class c. Feature 0 is the row index (so rows can be
 // identified after shuffling), feature 1 is 10 * label + a small offset.

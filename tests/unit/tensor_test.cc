@@ -1,5 +1,7 @@
 // Unit tests for common/tensor: parameter layouts, finiteness checks and chunk reassembly.
 #include <catch2/catch.hpp>
+
+#include "tests/support/status_assertions.h"
 #include <cstring>
 #include <limits>
 #include <string>
@@ -14,6 +16,8 @@
 namespace cohort::tensor {
 namespace {
 
+using ::cohort::testing::RequireInvalid;
+
 // 0.5, 1.5, 2.5, ... : exactly representable, all distinct, all finite.
 std::vector<float> Ramp(size_t n) {
   std::vector<float> values(n);
@@ -22,15 +26,6 @@ std::vector<float> Ramp(size_t n) {
 }
 
 std::string Bytes(const std::vector<float>& values) { return std::string(AsBytes(values)); }
-
-void RequireInvalid(const absl::Status& status, const std::vector<std::string>& fragments) {
-  INFO("status: " << status.ToString());
-  REQUIRE(status.code() == absl::StatusCode::kInvalidArgument);
-  for (const std::string& fragment : fragments) {
-    INFO("expected fragment: " << fragment);
-    CHECK(absl::StrContains(status.message(), fragment));
-  }
-}
 
 // --- ChunkReassembler -------------------------------------------------------------------
 
