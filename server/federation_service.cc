@@ -177,7 +177,8 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "an upload must start with an UpdateHeader");
   }
-  const cohort::v1::UpdateHeader& header = message.header();
+  // A copy: `message` is reused for the data chunks below.
+  const cohort::v1::UpdateHeader header = message.header();
   UploadAnnouncement announcement{header.round(),
                                   header.base_model_id(),
                                   header.num_values(),
@@ -191,7 +192,9 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("round ", header.round(), " is not open"));
   }
-  if (absl::Status status = round->BeginUpload(*site, announcement); !status.ok()) {
+  if (absl::Status status =
+          round->BeginUpload(*site, announcement, [context] { context->TryCancel(); });
+      !status.ok()) {
     spdlog::warn("site={} round={} stage=upload refused: {}", *site, header.round(),
                  status.message());
     return ToGrpcStatus(status);

@@ -49,7 +49,8 @@ absl::StatusOr<std::shared_ptr<const ModelBlob>> Round::ModelFor(const std::stri
       absl::StrCat("model '", model_id, "' is not served in the current stage of round ", number_));
 }
 
-absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncement& a) {
+absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncement& a,
+                                std::function<void()> cancel) {
   if (a.round != number_) {
     return absl::FailedPreconditionError(
         absl::StrCat("round ", a.round, " is not open (the open round is ", number_, ")"));
@@ -88,7 +89,7 @@ absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncemen
     return absl::FailedPreconditionError(
         absl::StrCat("site ", site, " was dropped from round ", number_));
   }
-  if (!in_flight_.insert(site).second) {
+  if (!in_flight_.emplace(site, std::move(cancel)).second) {
     return absl::AlreadyExistsError(
         absl::StrCat("site ", site, " already has an upload in flight for round ", number_));
   }
@@ -143,6 +144,9 @@ bool Round::WaitForUploads(absl::Time deadline) {
 std::vector<std::string> Round::CloseTraining() {
   absl::MutexLock lock(&mu_);
   stage_ = Stage::kEvaluate;
+  for (auto& [site, cancel] : in_flight_) {
+    if (cancel) cancel();
+  }
   return std::vector<std::string>(uploaded_.begin(), uploaded_.end());
 }
 

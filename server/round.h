@@ -2,6 +2,7 @@
 #define COHORT_SERVER_ROUND_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -57,7 +58,10 @@ class Round {
   // Checks an announced upload and marks it in flight. FailedPrecondition when the round or
   // stage is not open for it, AlreadyExists for a second upload, PermissionDenied for a site
   // not selected, InvalidArgument for a wrong size or weight.
-  absl::Status BeginUpload(const std::string& site, const UploadAnnouncement& announcement);
+  // `cancel` ends the upload's stream; CloseTraining calls it for uploads still in flight,
+  // so a stalled stream cannot hold an upload slot past its stage.
+  absl::Status BeginUpload(const std::string& site, const UploadAnnouncement& announcement,
+                           std::function<void()> cancel = nullptr);
   // Folds a fully received and validated delta into the aggregate.
   absl::Status CompleteUpload(const std::string& site, const UploadAnnouncement& announcement,
                               const std::vector<float>& delta);
@@ -103,7 +107,7 @@ class Round {
   Stage stage_ ABSL_GUARDED_BY(mu_) = Stage::kTrain;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   FedAvgAggregator aggregator_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::function<void()>> in_flight_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> uploaded_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> failed_ ABSL_GUARDED_BY(mu_);
   double loss_sum_ ABSL_GUARDED_BY(mu_) = 0;

@@ -272,3 +272,55 @@ TEST_CASE("A 100 MB model streams down and back up in chunks", "[large]") {
 }
 
 }  // namespace cohort::testing
+
+namespace cohort::testing {
+
+TEST_CASE("A stalled upload is cut off when the training stage closes", "[bad-input]") {
+  Federation fed({"site-a", "site-c"});
+  fed.config().rounds.count = 1;
+  fed.config().rounds.min_clients = 1;
+  fed.config().rounds.stage_timeout = absl::Seconds(2);
+  fed.config().limits.max_concurrent_uploads = 1;  // the stalled stream holds the only slot
+  fed.Start();
+  ManualSite stalled(fed.ChannelFor("site-c"));
+  REQUIRE(stalled.Connect());
+  cohort::v1::CoordinatorMessage message;
+  REQUIRE(stalled.Next(&message));
+  REQUIRE(message.has_train());
+  const cohort::v1::TrainTask task = message.train();
+
+  // Header and one chunk, then silence, with no deadline of its own (a safety net of 60 s
+  // only keeps a broken build from hanging the suite).
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  cohort::v1::UploadReceipt receipt;
+  auto writer = stalled.stub().UploadUpdate(&context, &receipt);
+  cohort::v1::UpdateChunk chunk;
+  auto* header = chunk.mutable_header();
+  header->set_round(task.round());
+  header->set_base_model_id(task.model().model_id());
+  header->set_num_values(task.model().num_values());
+  header->set_weight(10);
+  REQUIRE(writer->Write(chunk));
+  chunk.Clear();
+  chunk.mutable_data()->set_offset(0);
+  chunk.mutable_data()->set_data(Floats(2, 1.0f));
+  REQUIRE(writer->Write(chunk));
+
+  // Round 1 selected site-c alone (site-a was not connected yet). At its deadline the stalled
+  // stream is cancelled, releasing the only upload slot, and the round aborts; the next round
+  // commits with site-a.
+  ClientRunner a(fed.ClientConfigFor("site-a"), std::make_unique<ScriptedTrainer>(1.0f, 10));
+  grpc::Status status = writer->Finish();
+  CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+  stalled.Close();
+  REQUIRE(fed.coordinator().Wait().ok());
+  auto store = state::StateStore::OpenReadOnly(fed.state_dir() + "/state.db");
+  REQUIRE(store.ok());
+  auto rounds = (*store)->ListRounds(true);
+  REQUIRE(rounds.ok());
+  REQUIRE(rounds->size() == 1);
+  CHECK((*rounds)[0].participants == std::vector<std::string>{"site-a"});
+}
+
+}  // namespace cohort::testing

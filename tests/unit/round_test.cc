@@ -454,4 +454,21 @@ TEST_CASE("Round WaitForEvaluations is false after Cancel", "[server]") {
 }
 
 }  // namespace
+TEST_CASE("CloseTraining cancels the streams of uploads still in flight, and only those",
+          "[server]") {
+  std::unique_ptr<Round> round = MakeRound({"a", "b"});
+  int cancelled_a = 0;
+  int cancelled_b = 0;
+  REQUIRE(round->BeginUpload("a", Announce(), [&] { ++cancelled_a; }).ok());
+  REQUIRE(round->BeginUpload("b", Announce(), [&] { ++cancelled_b; }).ok());
+  REQUIRE(round->CompleteUpload("b", Announce(), std::vector<float>(4, 1.0f)).ok());
+  std::vector<std::string> contributors = round->CloseTraining();
+  CHECK(contributors == std::vector<std::string>{"b"});
+  CHECK(cancelled_a == 1);
+  CHECK(cancelled_b == 0);
+  // The cancelled stream then ends as an abandoned upload; the aggregate holds b only.
+  round->AbandonUpload("a");
+  CHECK(round->aggregate().count() == 1);
+}
+
 }  // namespace cohort::server
