@@ -9,6 +9,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libabsl-dev libspdlog-dev libyaml-cpp-dev catch2 libssl-dev libsqlite3-dev
   prometheus-cpp-dev libcli11-dev libbenchmark-dev
+  python3-torch  # tests check that Python's torch.load reads cohort checkpoints
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/model/checkpoint.h"
 #include "common/model/models.h"
 #include "common/tls/credentials.h"
 #include "common/util/files.h"

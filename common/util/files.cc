@@ -34,30 +34,40 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
 }
 
 absl::Status WriteFileDurably(const std::string& path, absl::string_view contents, int mode) {
+  return WriteFileDurably(
+      path, [contents](const ByteSink& sink) { return sink(contents); }, mode);
+}
+
+absl::Status WriteFileDurably(const std::string& path,
+                              const std::function<absl::Status(const ByteSink&)>& write,
+                              int mode) {
   std::filesystem::path target(path);
   std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
   std::string tmp = (dir / ("." + target.filename().string() + ".tmp")).string();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("cannot create", tmp, errno);
-  const char* data = contents.data();
-  size_t left = contents.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus("cannot write", tmp, err);
-    }
-    data += n;
-    left -= static_cast<size_t>(n);
-  }
-  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-    int err = errno;
+  auto abandon = [&](absl::Status status) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    return ErrnoStatus("cannot sync", tmp, err);
+    return status;
+  };
+  ByteSink sink = [fd, &tmp](absl::string_view bytes) {
+    const char* data = bytes.data();
+    size_t left = bytes.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd, data, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("cannot write", tmp, errno);
+      }
+      data += n;
+      left -= static_cast<size_t>(n);
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = write(sink); !s.ok()) return abandon(s);
+  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+    return abandon(ErrnoStatus("cannot sync", tmp, errno));
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -31,6 +31,15 @@ for i, r in enumerate(rounds, 1):
 print("final test accuracy", rounds[-1]["test_accuracy"])
 assert rounds[-1]["test_accuracy"] >= 0.93, rounds[-1]["test_accuracy"]
 PY
+check "Python's torch.load reads the final checkpoint as {name: float32 tensor}" \
+  "$PY" - "$WORK/demo/state/checkpoints/round-000020.pt" <<'PY'
+import sys, torch
+state = torch.load(sys.argv[1])
+shapes = {name: tuple(t.shape) for name, t in state.items()}
+assert shapes == {"fc0.weight": (32, 30), "fc0.bias": (32,), "fc1.weight": (2, 32),
+                  "fc1.bias": (2,)}, shapes
+assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in state.values())
+PY
 table=$("$BIN/cohortctl" rounds --state-dir "$WORK/demo/state")
 check "rounds prints a table with a header and 20 rows" \
   test "$(grep -c committed <<<"$table")" -eq 20

@@ -6,7 +6,7 @@
 #include "client/torch_trainer.h"
 #include "common/data/csv.h"
 #include "common/data/split.h"
-#include "common/model/models.h"
+#include "common/model/checkpoint.h"
 #include "common/state/state_store.h"
 #include "tests/integration/harness.h"
 
