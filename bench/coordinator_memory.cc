@@ -243,7 +243,7 @@ struct Options {
   int clients = 20;
   int64_t inputs = 4999999;  // logreg: 2 x inputs + 2 = 10,000,000 parameters
   int rounds = 2;
-  int max_concurrent_uploads = 2;
+  int max_concurrent_uploads = 1;  // the coordinator's default
   int sample_ms = 5;
   int timeout_s = 900;
   // Investigation only: a command put in front of the coordinator (e.g. "heaptrack -o F").

@@ -205,7 +205,7 @@ absl::StatusOr<FederationResult> RunFederation(const Options& options, int num_c
   config.rounds.min_clients = num_clients;
   config.rounds.stage_timeout = absl::Seconds(120);
   config.rounds.select_timeout = absl::Milliseconds(200);
-  config.limits.max_concurrent_uploads = 2;
+  config.limits.max_concurrent_uploads = 1;  // the default
   config.has_seed = true;
   config.seed = 1;
 

@@ -57,6 +57,22 @@ absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
 
 }  // namespace
 
+class SiteClient::TransferScope {
+ public:
+  TransferScope(SiteClient* client, grpc::ClientContext* context) : client_(client) {
+    absl::MutexLock lock(&client_->mu_);
+    client_->transfer_context_ = context;
+    if (client_->stopping_) context->TryCancel();
+  }
+  ~TransferScope() {
+    absl::MutexLock lock(&client_->mu_);
+    client_->transfer_context_ = nullptr;
+  }
+
+ private:
+  SiteClient* client_;
+};
+
 SiteClient::SiteClient(config::ClientConfig config, std::unique_ptr<Trainer> trainer)
     : config_(std::move(config)), trainer_(std::move(trainer)), jitter_(std::random_device{}()) {}
 
@@ -64,6 +80,7 @@ void SiteClient::Stop() {
   stopping_ = true;
   absl::MutexLock lock(&mu_);
   if (session_context_ != nullptr) session_context_->TryCancel();
+  if (transfer_context_ != nullptr) transfer_context_->TryCancel();
 }
 
 absl::Status SiteClient::Run() {
@@ -183,6 +200,7 @@ absl::StatusOr<std::vector<float>> SiteClient::Download(cohort::v1::Federation::
                                                         int64_t deadline_unix_ms) {
   grpc::ClientContext context;
   context.set_deadline(Deadline(deadline_unix_ms));
+  TransferScope transfer(this, &context);
   cohort::v1::DownloadModelRequest request;
   request.set_round(round);
   request.set_model_id(ref.model_id());
@@ -236,6 +254,7 @@ absl::Status SiteClient::Upload(cohort::v1::Federation::Stub& stub,
                                 const cohort::v1::TrainTask& task, const TrainResult& result) {
   grpc::ClientContext context;
   context.set_deadline(Deadline(task.deadline_unix_ms()));
+  TransferScope transfer(this, &context);
   cohort::v1::UploadReceipt receipt;
   auto writer = stub.UploadUpdate(&context, &receipt);
   cohort::v1::UpdateChunk message;

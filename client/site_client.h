@@ -53,6 +53,11 @@ class SiteClient {
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
   grpc::ClientContext* session_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The model download or update upload under way, so that Stop() ends it at once rather
+  // than at its deadline.
+  grpc::ClientContext* transfer_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Registers `context` as the transfer under way for its lifetime.
+  class TransferScope;
   std::atomic<int> tasks_completed_{0};
   std::atomic<int> sessions_opened_{0};
 };

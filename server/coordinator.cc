@@ -89,6 +89,12 @@ absl::Status Coordinator::Start() {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.limits.max_chunk_bytes + (64 << 10)));
+  // Uploads waiting for a slot would otherwise fill gRPC's receive buffers: with bandwidth-
+  // delay probing, HTTP/2 windows grow to many MiB per stream on a fast link. A fixed window
+  // bounds what each waiting stream can hold. (A gRPC memory quota was tried instead: under
+  // pressure gRPC resets streams, and 100-site rounds lost uploads.)
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, tls::kStreamWindowBytes);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen,
@@ -255,7 +261,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
 
   // AGGREGATE
   std::shared_ptr<const ModelBlob> candidate =
-      ModelBlob::Make(ModelId(round_number), round->aggregate().Apply(global->values));
+      ModelBlob::Make(ModelId(round_number), round->TakeAggregatedModel());
 
   // EVALUATE: every contributor scores the candidate on its held-out split.
   round->StartEvaluation(candidate, contributors);

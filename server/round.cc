@@ -198,6 +198,13 @@ void Round::Close() {
   stage_ = Stage::kClosed;
 }
 
+std::vector<float> Round::TakeAggregatedModel() {
+  absl::MutexLock lock(&mu_);
+  std::vector<float> model = aggregator_.Apply(global_->values);
+  aggregator_.Release();
+  return model;
+}
+
 double Round::weighted_train_loss() const {
   absl::MutexLock lock(&mu_);
   return aggregator_.total_weight() > 0 ? loss_sum_ / aggregator_.total_weight() : 0;

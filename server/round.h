@@ -89,6 +89,9 @@ class Round {
 
   // Results, valid after CloseTraining().
   const FedAvgAggregator& aggregate() const { return aggregator_; }
+  // The aggregated model (base + weighted mean delta); frees the running sum. Call once,
+  // after CloseTraining().
+  std::vector<float> TakeAggregatedModel();
   double weighted_train_loss() const;
   uint64_t train_examples() const;
   std::map<std::string, EvaluationResult> evaluations() const;

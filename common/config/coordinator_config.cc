@@ -137,7 +137,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   aggregation.Finish();
 
   MapReader limits = top.Map("limits");
-  config.limits.max_concurrent_uploads = limits.Int("max_concurrent_uploads", 2, 1, 1024);
+  config.limits.max_concurrent_uploads = limits.Int("max_concurrent_uploads", 1, 1, 1024);
   config.limits.max_chunk_bytes = limits.Int("max_chunk_bytes", 4 << 20, 1024, 64 << 20);
   limits.Finish();
 

@@ -58,7 +58,7 @@ struct AggregationConfig {
 // Resource limits that protect the coordinator from a misbehaving or hostile peer.
 struct LimitsConfig {
   // Uploads staged at the same time; coordinator memory is O(model x (1 + this)).
-  int64_t max_concurrent_uploads = 2;
+  int64_t max_concurrent_uploads = 1;
   // Largest data chunk accepted in an upload stream.
   int64_t max_chunk_bytes = 4 << 20;
 };

@@ -25,6 +25,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const config::TlsFiles& files, unsigned refresh_seconds = 10);
 
+// HTTP/2 flow-control window per stream, in both directions. Fixed (no bandwidth-delay
+// probing) so that what a stream can buffer in the coordinator is bounded: 1 MiB per stream
+// still carries 10 MB/s over a 100 ms round trip.
+inline constexpr int kStreamWindowBytes = 1 << 20;
+
 // Channel arguments for a cohort client: keepalives, and `server_name` as the TLS target name
 // when it differs from the dialled host.
 grpc::ChannelArguments MakeChannelArguments(const std::string& server_name);

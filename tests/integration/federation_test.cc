@@ -247,3 +247,29 @@ TEST_CASE("A site started before the coordinator connects once it is up, and rid
 }
 
 }  // namespace cohort::testing
+
+namespace cohort::testing {
+
+TEST_CASE("Stopping a site cancels its transfer under way; nothing half-sent is counted",
+          "[federation][reconnect]") {
+  Federation fed({"site-a"});
+  fed.config().rounds.count = 1;
+  fed.config().rounds.min_clients = 1;
+  fed.config().rounds.stage_timeout = absl::Seconds(2);
+  fed.Start();
+  auto trainer = std::make_unique<ScriptedTrainer>(1.0f, 10);
+  ScriptedTrainer* trainer_view = trainer.get();
+  ClientRunner site(fed.ClientConfigFor("site-a"), std::move(trainer));
+  // Stop arrives while the site trains: the upload that follows is cancelled at once.
+  trainer_view->before_train = [&site](int) { site.client().Stop(); };
+  CHECK(absl::IsCancelled(site.Join()));
+  CHECK(trainer_view->tasks() == 1);
+  fed.StopCoordinator();
+  auto store = state::StateStore::OpenReadOnly(fed.state_dir() + "/state.db");
+  REQUIRE(store.ok());
+  auto committed = (*store)->ListRounds(true);
+  REQUIRE(committed.ok());
+  CHECK(committed->empty());
+}
+
+}  // namespace cohort::testing

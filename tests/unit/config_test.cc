@@ -167,7 +167,7 @@ TEST_CASE("A minimal coordinator config parses with every default filled in", "[
   CHECK(config->training.learning_rate == 0.1);
   CHECK(config->training.optimizer == "sgd");
   CHECK(config->aggregation.strategy == "fedavg");
-  CHECK(config->limits.max_concurrent_uploads == 2);
+  CHECK(config->limits.max_concurrent_uploads == 1);
   CHECK(config->limits.max_chunk_bytes == 4 * 1024 * 1024);
   CHECK(config->logging.json == false);
   CHECK(config->logging.level == "info");
