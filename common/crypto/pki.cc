@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto/sha256.h"
+#include "common/util/files.h"
 
 namespace cohort::crypto {
 namespace {
@@ -402,30 +403,6 @@ absl::Status AddTrustAnchors(X509_STORE* store, absl::string_view pem) {
   return absl::OkStatus();
 }
 
-// Closes and (unless released) unlinks a temporary file on scope exit.
-class TempFileCleanup {
- public:
-  TempFileCleanup(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~TempFileCleanup() {
-    if (fd_ >= 0) close(fd_);
-    if (!path_.empty()) unlink(path_.c_str());
-  }
-  TempFileCleanup(const TempFileCleanup&) = delete;
-  TempFileCleanup& operator=(const TempFileCleanup&) = delete;
-
-  // Closes the descriptor now and reports whether close() succeeded.
-  bool Close() {
-    const int fd = std::exchange(fd_, -1);
-    return close(fd) == 0;
-  }
-  // The temporary file has been renamed into place; do not unlink it.
-  void Keep() { path_.clear(); }
-
- private:
-  int fd_;
-  std::string path_;
-};
-
 }  // namespace
 
 absl::StatusOr<std::string> GeneratePrivateKeyPem() {
@@ -631,54 +608,7 @@ std::string SiteIdentityUri(absl::string_view federation, absl::string_view site
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents, int mode) {
-  if ((mode & ~07777) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid permission bits 0", absl::Hex(mode)));
-  }
-  const std::filesystem::path target(path);
-  if (path.empty() || !target.has_filename()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", path, "' does not name a file"));
-  }
-  std::filesystem::path dir = target.parent_path();
-  if (dir.empty()) dir = ".";
-
-  // The temporary file lives next to the target so that rename() stays on one file system.
-  std::string temp_path = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
-  const int fd = mkostemp(temp_path.data(), O_CLOEXEC);
-  if (fd < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("creating a temporary file for ", path));
-  }
-  TempFileCleanup cleanup(fd, temp_path);
-
-  // fchmod is not subject to the umask, so the file gets exactly `mode`.
-  if (fchmod(fd, static_cast<mode_t>(mode)) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("setting permissions on ", temp_path));
-  }
-  for (size_t written = 0; written < contents.size();) {
-    const ssize_t n = write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("writing ", temp_path));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) return absl::ErrnoToStatus(errno, absl::StrCat("fsync ", temp_path));
-  if (!cleanup.Close()) return absl::ErrnoToStatus(errno, absl::StrCat("closing ", temp_path));
-  if (rename(temp_path.c_str(), path.c_str()) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("renaming ", temp_path, " to ", path));
-  }
-  cleanup.Keep();
-
-  // Make the rename itself durable.
-  const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0)
-    return absl::ErrnoToStatus(errno, absl::StrCat("opening directory ", dir.string()));
-  const int sync_result = fsync(dir_fd);
-  const int sync_errno = errno;
-  close(dir_fd);
-  if (sync_result != 0) {
-    return absl::ErrnoToStatus(sync_errno, absl::StrCat("fsync directory ", dir.string()));
-  }
-  return absl::OkStatus();
+  return WriteFileDurably(path, contents, mode);
 }
 
 }  // namespace cohort::crypto

@@ -41,16 +41,29 @@ absl::Status WriteFileDurably(const std::string& path, absl::string_view content
 absl::Status WriteFileDurably(const std::string& path,
                               const std::function<absl::Status(const ByteSink&)>& write,
                               int mode) {
+  if ((mode & ~07777) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid permission bits for ", path));
+  }
   std::filesystem::path target(path);
+  if (path.empty() || !target.has_filename()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' does not name a file"));
+  }
   std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp")).string();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return ErrnoStatus("cannot create", tmp, errno);
+  // A unique temporary file next to the target (rename stays on one file system, and two
+  // writers never share a temporary file).
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot create a temporary file for", path, errno);
   auto abandon = [&](absl::Status status) {
     ::close(fd);
     ::unlink(tmp.c_str());
     return status;
   };
+  // Permissions first (fchmod ignores the umask): a key is never readable more widely, not
+  // even while it is being written.
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+    return abandon(ErrnoStatus("cannot set permissions on", tmp, errno));
+  }
   ByteSink sink = [fd, &tmp](absl::string_view bytes) {
     const char* data = bytes.data();
     size_t left = bytes.size();
@@ -66,20 +79,24 @@ absl::Status WriteFileDurably(const std::string& path,
     return absl::OkStatus();
   };
   if (absl::Status s = write(sink); !s.ok()) return abandon(s);
-  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-    return abandon(ErrnoStatus("cannot sync", tmp, errno));
+  if (::fsync(fd) != 0) return abandon(ErrnoStatus("cannot sync", tmp, errno));
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoStatus("cannot close", tmp, err);
   }
-  ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     return ErrnoStatus("cannot rename onto", path, err);
   }
+  // Make the rename itself durable.
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  if (dir_fd < 0) return ErrnoStatus("cannot open directory", dir.string(), errno);
+  int synced = ::fsync(dir_fd);
+  int err = errno;
+  ::close(dir_fd);
+  if (synced != 0) return ErrnoStatus("cannot sync directory", dir.string(), err);
   return absl::OkStatus();
 }
 
