@@ -239,6 +239,14 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub,
   params.epochs = task.training().epochs();
   params.batch_size = std::max<int64_t>(1, task.training().batch_size());
   params.learning_rate = task.training().learning_rate();
+  if (task.training().has_dp()) {
+    params.dp = true;
+    params.noise_multiplier = task.training().dp().noise_multiplier();
+    params.max_grad_norm = task.training().dp().max_grad_norm();
+    if (!(params.noise_multiplier > 0) || !(params.max_grad_norm > 0)) {
+      return absl::InvalidArgumentError("the task asks for DP-SGD without noise or clipping");
+    }
+  }
   absl::StatusOr<TrainResult> result = trainer_->Train(spec, *layout, *global, params);
   if (!result.ok()) return result.status();
   if (absl::Status s = tensor::CheckFinite(result->delta.data(), result->delta.size()); !s.ok()) {
@@ -266,6 +274,8 @@ absl::Status SiteClient::Upload(cohort::v1::Federation::Stub& stub,
   header->mutable_metrics()->set_train_loss(result.train_loss);
   header->mutable_metrics()->set_train_examples(result.examples);
   header->mutable_metrics()->set_train_seconds(result.seconds);
+  header->mutable_metrics()->set_dp_steps(static_cast<uint64_t>(result.dp_steps));
+  header->mutable_metrics()->set_dp_sample_rate(result.dp_sample_rate);
   bool ok = writer->Write(message);
   absl::string_view bytes = tensor::AsBytes(result.delta);
   // 1 MiB chunks, or smaller when the coordinator says so (kept a whole number of floats).

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/dp_sgd.h"
+#include "common/crypto/secure_sampler.h"
 #include "common/model/torch_model.h"
 
 namespace cohort::client {
@@ -61,6 +63,7 @@ class TorchTrainer final : public Trainer {
       torch::nn::Sequential module = model::BuildModule(spec);
       if (absl::Status s = model::LoadFlatParameters(module, layout, global); !s.ok()) return s;
       module->train();
+      if (params.dp) return TrainWithDp(module, global, params, start);
       torch::optim::SGD optimizer(module->parameters(),
                                   torch::optim::SGDOptions(params.learning_rate));
       torch::Generator generator = at::detail::createCPUGenerator(seed_ + round_counter_++);
@@ -116,6 +119,38 @@ class TorchTrainer final : public Trainer {
   }
 
  private:
+  // DP-SGD: epochs x ceil(n / batch) Poisson-sampled steps at q = batch / n.
+  absl::StatusOr<TrainResult> TrainWithDp(torch::nn::Sequential& module,
+                                          const std::vector<float>& global,
+                                          const TrainingParams& params, absl::Time start) {
+    const int64_t n = train_x_.size(0);
+    if (n == 0) return absl::FailedPreconditionError("no training data");
+    if (noise_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<crypto::SecureSampler>> sampler =
+          crypto::SecureSampler::FromOsEntropy();
+      if (!sampler.ok()) return sampler.status();
+      noise_ = std::move(*sampler);
+    }
+    DpSgdConfig config;
+    config.noise_multiplier = params.noise_multiplier;
+    config.max_grad_norm = params.max_grad_norm;
+    config.sample_rate = std::min(1.0, static_cast<double>(params.batch_size) / n);
+    config.learning_rate = params.learning_rate;
+    config.steps = params.epochs * ((n + params.batch_size - 1) / params.batch_size);
+    absl::StatusOr<DpSgdStats> stats = RunDpSgd(module, train_x_, train_y_, config, *noise_);
+    if (!stats.ok()) return stats.status();
+    TrainResult result;
+    std::vector<float> trained = model::FlattenParameters(module);
+    result.delta.resize(trained.size());
+    for (size_t i = 0; i < trained.size(); ++i) result.delta[i] = trained[i] - global[i];
+    result.train_loss = stats->mean_loss;
+    result.examples = static_cast<uint64_t>(n);
+    result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    result.dp_steps = stats->steps;
+    result.dp_sample_rate = config.sample_rate;
+    return result;
+  }
+
   static torch::Tensor ToTensor(const data::Dataset& d) {
     return torch::from_blob(const_cast<float*>(d.features.data()), {d.rows(), d.cols()},
                             torch::kFloat32)
@@ -123,6 +158,7 @@ class TorchTrainer final : public Trainer {
   }
 
   uint64_t seed_;
+  std::unique_ptr<crypto::SecureSampler> noise_;
   uint64_t round_counter_ = 0;
   torch::Tensor train_x_, train_y_, test_x_, test_y_;
   int64_t num_features_ = 0;

@@ -14,8 +14,12 @@ namespace cohort::client {
 // Hyperparameters of one local training task, as sent by the coordinator.
 struct TrainingParams {
   int64_t epochs = 1;
-  int64_t batch_size = 32;
+  int64_t batch_size = 32;  // with DP: the expected batch size of Poisson sampling
   double learning_rate = 0.1;
+  // DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) when set.
+  bool dp = false;
+  double noise_multiplier = 0;
+  double max_grad_norm = 0;
 };
 
 // What local training produced: the parameter delta (trained minus global) and its metrics.
@@ -24,6 +28,9 @@ struct TrainResult {
   double train_loss = 0;  // mean loss over the last epoch
   uint64_t examples = 0;  // training examples behind the update (its FedAvg weight)
   double seconds = 0;
+  // With DP: steps taken and their sampling rate q (all steps of a round share q and sigma).
+  int64_t dp_steps = 0;
+  double dp_sample_rate = 0;
 };
 
 // A model's score on the site's held-out split.

@@ -224,6 +224,10 @@ bool Coordinator::RunRound(uint64_t round_number) {
   task->mutable_training()->set_batch_size(config_.training.batch_size);
   task->mutable_training()->set_learning_rate(config_.training.learning_rate);
   task->mutable_training()->set_optimizer(config_.training.optimizer);
+  if (config_.privacy.enabled) {
+    task->mutable_training()->mutable_dp()->set_noise_multiplier(config_.privacy.noise_multiplier);
+    task->mutable_training()->mutable_dp()->set_max_grad_norm(config_.privacy.max_grad_norm);
+  }
   task->set_deadline_unix_ms(UnixMillis(train_deadline));
   task->set_max_upload_chunk_bytes(static_cast<uint64_t>(config_.limits.max_chunk_bytes));
   std::vector<std::string> unreachable;

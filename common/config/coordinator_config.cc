@@ -136,6 +136,19 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   config.aggregation.strategy = aggregation.Enum("strategy", "fedavg", {"fedavg"});
   aggregation.Finish();
 
+  if (top.Has("privacy")) {
+    MapReader privacy = top.Map("privacy");
+    config.privacy.enabled = true;
+    config.privacy.noise_multiplier =
+        privacy.Double("noise_multiplier", std::nullopt, 0.0, 1000.0, /*min_exclusive=*/true);
+    config.privacy.max_grad_norm =
+        privacy.Double("max_grad_norm", std::nullopt, 0.0, 1e6, /*min_exclusive=*/true);
+    config.privacy.delta = privacy.Double("delta", 1e-5, 0.0, 0.1, /*min_exclusive=*/true);
+    privacy.Finish();
+  } else {
+    top.Map("privacy");  // marks the key as known
+  }
+
   MapReader limits = top.Map("limits");
   config.limits.max_concurrent_uploads = limits.Int("max_concurrent_uploads", 1, 1, 1024);
   config.limits.max_chunk_bytes = limits.Int("max_chunk_bytes", 4 << 20, 1024, 64 << 20);

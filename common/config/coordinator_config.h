@@ -50,6 +50,14 @@ struct TrainingConfig {
   std::string optimizer = "sgd";
 };
 
+// DP-SGD asked of every site (record-level DP at each site). Absent: no DP.
+struct PrivacyConfig {
+  bool enabled = false;
+  double noise_multiplier = 1.0;
+  double max_grad_norm = 1.0;
+  double delta = 1e-5;
+};
+
 // How site updates are combined.
 struct AggregationConfig {
   std::string strategy = "fedavg";
@@ -75,6 +83,7 @@ struct CoordinatorConfig {
   RoundsConfig rounds;
   TrainingConfig training;
   AggregationConfig aggregation;
+  PrivacyConfig privacy;
   LimitsConfig limits;
   LoggingConfig logging;
   uint64_t seed = 0;

@@ -704,3 +704,34 @@ TEST_CASE("MapReader reports a missing required key and an unknown key with dott
 
 }  // namespace
 }  // namespace cohort::config
+
+namespace cohort::config {
+
+TEST_CASE("A privacy section turns DP-SGD on with its parameters", "[config]") {
+  ConfigDir dir;
+  auto plain = ParseCoordinatorConfig(kMinimalCoordinator, kSource, dir.path());
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->privacy.enabled);
+  auto dp = ParseCoordinatorConfig(
+      std::string(kMinimalCoordinator) +
+          "privacy: {noise_multiplier: 1.1, max_grad_norm: 0.5, delta: 1e-6}\n",
+      kSource, dir.path());
+  REQUIRE(dp.ok());
+  CHECK(dp->privacy.enabled);
+  CHECK(dp->privacy.noise_multiplier == 1.1);
+  CHECK(dp->privacy.max_grad_norm == 0.5);
+  CHECK(dp->privacy.delta == 1e-6);
+  // Noise and clipping are required; zero noise is not DP.
+  RequireInvalid(CoordinatorError(dir, std::string(kMinimalCoordinator) +
+                                           "privacy: {max_grad_norm: 1.0}\n"),
+                 {"privacy.noise_multiplier: required key is missing"});
+  RequireInvalid(CoordinatorError(dir, std::string(kMinimalCoordinator) +
+                                           "privacy: {noise_multiplier: 0, max_grad_norm: 1}\n"),
+                 {"privacy.noise_multiplier: must be greater than 0"});
+  RequireInvalid(CoordinatorError(dir, std::string(kMinimalCoordinator) +
+                                           "privacy: {noise_multiplier: 1, max_grad_norm: 1, "
+                                           "epsilon: 3}\n"),
+                 {"privacy.epsilon: unknown key"});
+}
+
+}  // namespace cohort::config
