@@ -84,6 +84,18 @@ void SiteClient::Stop() {
 }
 
 absl::Status SiteClient::Run() {
+  if (config_.privacy.enabled) {
+    // Fail closed: no ledger, no training.
+    absl::StatusOr<std::unique_ptr<PrivacyLedger>> ledger =
+        PrivacyLedger::Open(config_.privacy.ledger, config_.site);
+    if (!ledger.ok()) return ledger.status();
+    ledger_ = std::move(*ledger);
+    absl::StatusOr<double> spent = ledger_->Epsilon(config_.privacy.delta);
+    if (!spent.ok()) return spent.status();
+    spent_epsilon_ = *spent;
+    spdlog::info("site={} stage=start privacy budget: epsilon {:.4f} of {} spent (delta {})",
+                 config_.site, *spent, config_.privacy.max_epsilon, config_.privacy.delta);
+  }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       tls::MakeChannelCredentials(config_.tls);
   if (!credentials.ok()) return credentials.status();
@@ -232,6 +244,18 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub,
   if (!layout.ok()) return layout.status();
   config::ModelSpec spec = SpecFromProto(task.model().spec());
   if (absl::Status s = trainer_->CheckModel(spec, *layout); !s.ok()) return s;
+  const DpRoundPlan plan = PlanDpRound(static_cast<int64_t>(trainer_->train_examples()),
+                                       std::max<int64_t>(1, task.training().batch_size()),
+                                       task.training().epochs());
+  if (ledger_ != nullptr) {
+    SitePrivacyPolicy policy{config_.privacy.max_epsilon, config_.privacy.delta,
+                             config_.privacy.min_noise_multiplier, config_.privacy.max_grad_norm};
+    absl::Status allowed =
+        CheckDpTask(policy, *ledger_, task.training().has_dp(),
+                    task.training().dp().noise_multiplier(), task.training().dp().max_grad_norm(),
+                    plan);
+    if (!allowed.ok()) return allowed;
+  }
   absl::StatusOr<std::vector<float>> global =
       Download(stub, task.round(), task.model(), task.deadline_unix_ms());
   if (!global.ok()) return global.status();
@@ -255,6 +279,28 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub,
   spdlog::info("site={} round={} stage=train loss={:.4f} examples={} seconds={:.2f}",
                config_.site, task.round(), result->train_loss, result->examples,
                result->seconds);
+  if (ledger_ != nullptr) {
+    // The ledger entry is durable before any byte of the update leaves the site.
+    if (result->dp_steps != plan.steps || result->dp_sample_rate != plan.sample_rate) {
+      return absl::InternalError("the trainer did not run the checked DP-SGD plan");
+    }
+    LedgerEntry entry;
+    entry.round = task.round();
+    entry.sample_rate = result->dp_sample_rate;
+    entry.noise_multiplier = params.noise_multiplier;
+    entry.steps = result->dp_steps;
+    entry.max_grad_norm = params.max_grad_norm;
+    entry.delta = config_.privacy.delta;
+    absl::StatusOr<double> after = ledger_->Epsilon(config_.privacy.delta, entry.sample_rate,
+                                                    entry.noise_multiplier, entry.steps);
+    if (!after.ok()) return after.status();
+    entry.epsilon_after = *after;
+    entry.recorded_at = absl::Now();
+    if (absl::Status s = ledger_->Record(entry); !s.ok()) return s;
+    spent_epsilon_ = *after;
+    spdlog::info("site={} round={} stage=train privacy: epsilon {:.4f} of {} after this round",
+                 config_.site, task.round(), *after, config_.privacy.max_epsilon);
+  }
   return Upload(stub, task, *result);
 }
 

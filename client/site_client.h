@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "client/privacy_ledger.h"
 #include "client/trainer.h"
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "common/config/client_config.h"
@@ -32,6 +33,8 @@ class SiteClient {
   // Counters for tests and the log.
   int tasks_completed() const { return tasks_completed_; }
   int sessions_opened() const { return sessions_opened_; }
+  // The site's total epsilon per its ledger (0 without a privacy policy).
+  double spent_epsilon() const { return spent_epsilon_; }
 
  private:
   enum class SessionEnd { kDone, kLost };
@@ -48,6 +51,7 @@ class SiteClient {
 
   const config::ClientConfig config_;
   std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<PrivacyLedger> ledger_;  // set when the site has a privacy policy
   std::shared_ptr<grpc::Channel> channel_;
   std::mt19937_64 jitter_;
   std::atomic<bool> stopping_{false};
@@ -59,6 +63,7 @@ class SiteClient {
   // Registers `context` as the transfer under way for its lifetime.
   class TransferScope;
   std::atomic<int> tasks_completed_{0};
+  std::atomic<double> spent_epsilon_{0};
   std::atomic<int> sessions_opened_{0};
 };
 

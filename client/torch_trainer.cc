@@ -134,9 +134,10 @@ class TorchTrainer final : public Trainer {
     DpSgdConfig config;
     config.noise_multiplier = params.noise_multiplier;
     config.max_grad_norm = params.max_grad_norm;
-    config.sample_rate = std::min(1.0, static_cast<double>(params.batch_size) / n);
+    const DpRoundPlan plan = PlanDpRound(n, params.batch_size, params.epochs);
+    config.sample_rate = plan.sample_rate;
     config.learning_rate = params.learning_rate;
-    config.steps = params.epochs * ((n + params.batch_size - 1) / params.batch_size);
+    config.steps = plan.steps;
     absl::StatusOr<DpSgdStats> stats = RunDpSgd(module, train_x_, train_y_, config, *noise_);
     if (!stats.ok()) return stats.status();
     TrainResult result;

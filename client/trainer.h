@@ -1,6 +1,7 @@
 #ifndef COHORT_CLIENT_TRAINER_H_
 #define COHORT_CLIENT_TRAINER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -21,6 +22,20 @@ struct TrainingParams {
   double noise_multiplier = 0;
   double max_grad_norm = 0;
 };
+
+// What one round of DP-SGD at a site spends: Poisson rate q = min(1, batch / n) and
+// epochs x ceil(n / batch) steps. The trainer runs exactly this; the site's policy checks it.
+struct DpRoundPlan {
+  double sample_rate = 0;
+  int64_t steps = 0;
+};
+inline DpRoundPlan PlanDpRound(int64_t examples, int64_t batch_size, int64_t epochs) {
+  DpRoundPlan plan;
+  if (examples <= 0 || batch_size <= 0) return plan;
+  plan.sample_rate = std::min(1.0, static_cast<double>(batch_size) / examples);
+  plan.steps = epochs * ((examples + batch_size - 1) / batch_size);
+  return plan;
+}
 
 // What local training produced: the parameter delta (trained minus global) and its metrics.
 struct TrainResult {

@@ -243,11 +243,13 @@ bool Coordinator::RunRound(uint64_t round_number) {
       dropped.push_back(site);
     }
   }
+  std::map<std::string, std::string> drop_reasons;
+  const std::map<std::string, std::string> failures = round->failures();
   for (const std::string& site : dropped) {
-    auto failures = round->failures();
     auto it = failures.find(site);
+    drop_reasons[site] = it == failures.end() ? "no update before the deadline" : it->second;
     spdlog::warn("round={} stage=train site={} dropped from this round: {}", round_number, site,
-                 it == failures.end() ? "no update before the deadline" : it->second);
+                 drop_reasons[site]);
   }
   auto abort = [&](const std::string& reason) {
     round->Close();
@@ -288,6 +290,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
   record.round = round_number;
   record.participants = contributors;
   record.dropped = dropped;
+  record.drop_reasons = drop_reasons;
   record.examples = round->train_examples();
   record.train_loss = round->weighted_train_loss();
   uint64_t test_examples = 0, correct = 0;

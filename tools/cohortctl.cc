@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   cohort::tools::AddPkiCommands(app);
   cohort::tools::AddRoundsCommand(app);
   cohort::tools::AddDataCommands(app);
+  cohort::tools::AddPrivacyCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

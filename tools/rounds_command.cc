@@ -53,6 +53,11 @@ std::string RoundsAsJson(const std::vector<state::RoundRecord>& rounds) {
         << ", \"test_examples\": " << r.test_examples
         << ", \"checkpoint\": " << JsonString(r.checkpoint);
     if (!r.reason.empty()) out << ", \"reason\": " << JsonString(r.reason);
+    std::vector<std::string> reasons;
+    for (const auto& [site, why] : r.drop_reasons) {
+      reasons.push_back(JsonString(site) + ": " + JsonString(why));
+    }
+    out << ", \"drop_reasons\": {" << absl::StrJoin(reasons, ", ") << "}";
     out << "}";
   }
   out << (rounds.empty() ? "]" : "\n]") << "\n";

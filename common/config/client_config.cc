@@ -35,6 +35,22 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
       data.Int("split_seed", 1, 0, std::numeric_limits<int64_t>::max()));
   data.Finish();
 
+  if (top.Has("privacy")) {
+    MapReader privacy = top.Map("privacy");
+    config.privacy.enabled = true;
+    config.privacy.max_epsilon =
+        privacy.Double("max_epsilon", std::nullopt, 0.0, 1000.0, /*min_exclusive=*/true);
+    config.privacy.delta = privacy.Double("delta", 1e-5, 0.0, 0.1, /*min_exclusive=*/true);
+    config.privacy.min_noise_multiplier =
+        privacy.Double("min_noise_multiplier", std::nullopt, 0.0, 1000.0, /*min_exclusive=*/true);
+    config.privacy.max_grad_norm =
+        privacy.Double("max_grad_norm", std::nullopt, 0.0, 1e6, /*min_exclusive=*/true);
+    config.privacy.ledger = privacy.Path("ledger", /*required=*/true, /*must_exist=*/false);
+    privacy.Finish();
+  } else {
+    top.Map("privacy");  // marks the key as known
+  }
+
   MapReader reconnect = top.Map("reconnect");
   config.reconnect.initial_backoff =
       reconnect.Duration("initial_backoff", absl::Milliseconds(500));

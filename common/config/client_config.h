@@ -26,6 +26,17 @@ struct ReconnectConfig {
   absl::Duration max_backoff = absl::Seconds(30);
 };
 
+// The site's own privacy policy, which the coordinator cannot override. Absent: the site
+// trains as asked, without a budget.
+struct SitePrivacyConfig {
+  bool enabled = false;
+  double max_epsilon = 0;
+  double delta = 1e-5;
+  double min_noise_multiplier = 0;
+  double max_grad_norm = 0;
+  std::string ledger;  // SQLite privacy ledger; must be initialised by an operator
+};
+
 // Everything cohort-client reads from its YAML file.
 struct ClientConfig {
   std::string source_file;
@@ -36,6 +47,7 @@ struct ClientConfig {
   TlsFiles tls;
   DataConfig data;
   ReconnectConfig reconnect;
+  SitePrivacyConfig privacy;
   LoggingConfig logging;
   // LibTorch intra-op threads for local training.
   int64_t threads = 1;

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS rounds (
   test_accuracy REAL,
   test_examples INTEGER NOT NULL DEFAULT 0,
   checkpoint    TEXT NOT NULL DEFAULT '',
-  reason        TEXT NOT NULL DEFAULT ''
+  reason        TEXT NOT NULL DEFAULT '',
+  drop_reasons  TEXT NOT NULL DEFAULT ''
 );
 )sql";
 
@@ -130,7 +131,7 @@ absl::Status StateStore::CommitRound(const RoundRecord& r) {
   Statement stmt(db_,
                  "UPDATE rounds SET status='committed', duration_s=?, participants=?, dropped=?, "
                  "examples=?, train_loss=?, test_loss=?, test_accuracy=?, test_examples=?, "
-                 "checkpoint=? WHERE round=? AND status='started'");
+                 "checkpoint=?, drop_reasons=? WHERE round=? AND status='started'");
   if (!stmt.ok()) return Error("prepare CommitRound");
   sqlite3_bind_double(stmt.get(), 1, r.duration_s);
   stmt.BindText(2, absl::StrJoin(r.participants, ","));
@@ -141,7 +142,17 @@ absl::Status StateStore::CommitRound(const RoundRecord& r) {
   stmt.BindOptional(7, r.test_accuracy);
   sqlite3_bind_int64(stmt.get(), 8, static_cast<sqlite3_int64>(r.test_examples));
   stmt.BindText(9, r.checkpoint);
-  sqlite3_bind_int64(stmt.get(), 10, static_cast<sqlite3_int64>(r.round));
+  std::string reasons;
+  for (const auto& [site, why] : r.drop_reasons) {
+    // One "site<TAB>reason" line each; tabs and newlines in a reason become spaces.
+    std::string clean = why;
+    for (char& c : clean) {
+      if (c == '\t' || c == '\n') c = ' ';
+    }
+    absl::StrAppend(&reasons, site, "\t", clean, "\n");
+  }
+  stmt.BindText(10, reasons);
+  sqlite3_bind_int64(stmt.get(), 11, static_cast<sqlite3_int64>(r.round));
   if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error("commit round");
   if (sqlite3_changes(db_) != 1) {
     return absl::FailedPreconditionError(absl::StrCat("round ", r.round, " is not open"));
@@ -174,7 +185,8 @@ absl::StatusOr<uint64_t> StateStore::LastRoundNumber() {
 absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRounds(bool committed_only) {
   std::string sql =
       "SELECT round, status, started_at, duration_s, participants, dropped, examples, "
-      "train_loss, test_loss, test_accuracy, test_examples, checkpoint, reason FROM rounds ";
+      "train_loss, test_loss, test_accuracy, test_examples, checkpoint, reason, drop_reasons "
+      "FROM rounds ";
   if (committed_only) sql += "WHERE status='committed' ";
   sql += "ORDER BY round";
   Statement stmt(db_, sql.c_str());
@@ -197,6 +209,10 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRounds(bool committed_o
     r.test_examples = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
     r.checkpoint = ColumnText(s, 11);
     r.reason = ColumnText(s, 12);
+    for (absl::string_view line : absl::StrSplit(ColumnText(s, 13), '\n', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> entry = absl::StrSplit(line, absl::MaxSplits('\t', 1));
+      r.drop_reasons[entry.first] = entry.second;
+    }
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return Error("read rounds");

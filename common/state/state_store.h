@@ -2,6 +2,7 @@
 #define COHORT_COMMON_STATE_STATE_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@ struct RoundRecord {
   double duration_s = 0;
   std::vector<std::string> participants;  // sites whose update is in the aggregate
   std::vector<std::string> dropped;       // sites selected but dropped from the round
+  std::map<std::string, std::string> drop_reasons;  // why, per dropped site (e.g. a refusal)
   uint64_t examples = 0;                  // training examples behind the aggregate
   std::optional<double> train_loss;       // example-weighted mean over participants
   std::optional<double> test_loss;        // example-weighted, of the committed model
