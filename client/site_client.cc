@@ -86,8 +86,8 @@ void SiteClient::Stop() {
 absl::Status SiteClient::Run() {
   if (config_.privacy.enabled) {
     // Fail closed: no ledger, no training.
-    absl::StatusOr<std::unique_ptr<PrivacyLedger>> ledger =
-        PrivacyLedger::Open(config_.privacy.ledger, config_.site);
+    absl::StatusOr<std::unique_ptr<dp::PrivacyLedger>> ledger =
+        dp::PrivacyLedger::Open(config_.privacy.ledger, config_.site);
     if (!ledger.ok()) return ledger.status();
     ledger_ = std::move(*ledger);
     absl::StatusOr<double> spent = ledger_->Epsilon(config_.privacy.delta);
@@ -248,10 +248,10 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub,
                                        std::max<int64_t>(1, task.training().batch_size()),
                                        task.training().epochs());
   if (ledger_ != nullptr) {
-    SitePrivacyPolicy policy{config_.privacy.max_epsilon, config_.privacy.delta,
+    dp::SitePrivacyPolicy policy{config_.privacy.max_epsilon, config_.privacy.delta,
                              config_.privacy.min_noise_multiplier, config_.privacy.max_grad_norm};
     absl::Status allowed =
-        CheckDpTask(policy, *ledger_, task.training().has_dp(),
+        dp::CheckDpTask(policy, *ledger_, task.training().has_dp(),
                     task.training().dp().noise_multiplier(), task.training().dp().max_grad_norm(),
                     plan);
     if (!allowed.ok()) return allowed;
@@ -284,7 +284,7 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub,
     if (result->dp_steps != plan.steps || result->dp_sample_rate != plan.sample_rate) {
       return absl::InternalError("the trainer did not run the checked DP-SGD plan");
     }
-    LedgerEntry entry;
+    dp::LedgerEntry entry;
     entry.round = task.round();
     entry.sample_rate = result->dp_sample_rate;
     entry.noise_multiplier = params.noise_multiplier;

@@ -10,10 +10,10 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "client/privacy_ledger.h"
 #include "client/trainer.h"
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "common/config/client_config.h"
+#include "common/dp/ledger.h"
 
 namespace cohort::client {
 
@@ -51,7 +51,7 @@ class SiteClient {
 
   const config::ClientConfig config_;
   std::unique_ptr<Trainer> trainer_;
-  std::unique_ptr<PrivacyLedger> ledger_;  // set when the site has a privacy policy
+  std::unique_ptr<dp::PrivacyLedger> ledger_;  // set when the site has a privacy policy
   std::shared_ptr<grpc::Channel> channel_;
   std::mt19937_64 jitter_;
   std::atomic<bool> stopping_{false};

@@ -8,9 +8,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/config/coordinator_config.h"
+#include "common/dp/ledger.h"
 #include "common/tensor/layout.h"
 
 namespace cohort::client {
+
+using dp::DpRoundPlan;
+using dp::PlanDpRound;
 
 // Hyperparameters of one local training task, as sent by the coordinator.
 struct TrainingParams {
@@ -22,20 +26,6 @@ struct TrainingParams {
   double noise_multiplier = 0;
   double max_grad_norm = 0;
 };
-
-// What one round of DP-SGD at a site spends: Poisson rate q = min(1, batch / n) and
-// epochs x ceil(n / batch) steps. The trainer runs exactly this; the site's policy checks it.
-struct DpRoundPlan {
-  double sample_rate = 0;
-  int64_t steps = 0;
-};
-inline DpRoundPlan PlanDpRound(int64_t examples, int64_t batch_size, int64_t epochs) {
-  DpRoundPlan plan;
-  if (examples <= 0 || batch_size <= 0) return plan;
-  plan.sample_rate = std::min(1.0, static_cast<double>(batch_size) / examples);
-  plan.steps = epochs * ((examples + batch_size - 1) / batch_size);
-  return plan;
-}
 
 // What local training produced: the parameter delta (trained minus global) and its metrics.
 struct TrainResult {

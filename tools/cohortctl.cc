@@ -4,12 +4,13 @@
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"cohortctl: PKI, round history and data tools for a cohort federation"};
+  CLI::App app{"cohortctl: PKI, round history, privacy calculator, ledger and data tools"};
   app.set_version_flag("--version", std::string("cohortctl ") + COHORT_VERSION);
   app.require_subcommand(1);
   cohort::tools::AddPkiCommands(app);
   cohort::tools::AddRoundsCommand(app);
   cohort::tools::AddDataCommands(app);
+  cohort::tools::AddLedgerCommands(app);
   cohort::tools::AddPrivacyCommands(app);
   try {
     app.parse(argc, argv);

@@ -11,6 +11,7 @@ namespace cohort::tools {
 void AddPkiCommands(CLI::App& app);
 void AddRoundsCommand(CLI::App& app);
 void AddDataCommands(CLI::App& app);
+void AddLedgerCommands(CLI::App& app);
 void AddPrivacyCommands(CLI::App& app);
 
 }  // namespace cohort::tools

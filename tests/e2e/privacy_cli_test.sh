@@ -88,4 +88,28 @@ set +e
 set -e
 check "a non-numeric --target-epsilon exits 2 (got $code)" test "$code" -eq 2
 
+# The site's privacy ledger: created once by an operator, read by anyone.
+"$BIN/cohortctl" ledger init --db "$WORK/ledger.db" --site hospital-a >/dev/null
+check "ledger init creates the file" test -f "$WORK/ledger.db"
+set +e
+"$BIN/cohortctl" ledger init --db "$WORK/ledger.db" --site hospital-a >/dev/null 2>"$WORK/err"; code=$?
+set -e
+check "a second ledger init is refused (exit 1)" test "$code" -eq 1
+check "a second ledger init says why" grep -q "already exists" "$WORK/err"
+"$BIN/cohortctl" ledger --db "$WORK/ledger.db" --json >"$WORK/ledger.json"
+check "ledger --json shows an empty ledger of its site" "$PY" - "$WORK/ledger.json" <<'PY'
+import json, sys
+ledger = json.load(open(sys.argv[1]))
+assert ledger["site"] == "hospital-a" and ledger["epsilon"] == 0 and ledger["rounds"] == [], ledger
+PY
+set +e
+"$BIN/cohortctl" ledger --db "$WORK/missing.db" >/dev/null 2>"$WORK/err"; code=$?
+set -e
+check "a missing ledger exits 1" test "$code" -eq 1
+check "a missing ledger names the command that creates it" grep -q "cohortctl ledger init" "$WORK/err"
+set +e
+"$BIN/cohortctl" ledger init --db "$WORK/x.db" --site "Bad Site" >/dev/null 2>&1; code=$?
+set -e
+check "ledger init with a bad site id exits 2" test "$code" -eq 2
+
 finish

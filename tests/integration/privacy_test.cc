@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "client/privacy_ledger.h"
+#include "common/dp/ledger.h"
 #include "client/torch_trainer.h"
 #include "common/data/csv.h"
 #include "common/data/split.h"
@@ -15,8 +15,8 @@
 namespace cohort::testing {
 namespace {
 
-using client::LedgerEntry;
-using client::PrivacyLedger;
+using dp::LedgerEntry;
+using dp::PrivacyLedger;
 
 LedgerEntry Entry(uint64_t round, double q, double sigma, int64_t steps) {
   LedgerEntry e;
@@ -152,7 +152,7 @@ TEST_CASE("A site refuses rounds past its budget, and the coordinator records wh
   REQUIRE(PrivacyLedger::Initialize(site.privacy.ledger, "hospital-a").ok());
   // A budget for exactly one round: between the epsilon of one and of two rounds, computed
   // as the site will (RDP composes sublinearly, so two rounds cost less than twice one).
-  const client::DpRoundPlan plan = client::PlanDpRound(WdbcTrainer()->train_examples(), 32, 1);
+  const dp::DpRoundPlan plan = dp::PlanDpRound(WdbcTrainer()->train_examples(), 32, 1);
   auto one_round = dp::ComputeEpsilon(plan.sample_rate, 1.0, plan.steps, 1e-5);
   auto two_rounds = dp::ComputeEpsilon(plan.sample_rate, 1.0, 2 * plan.steps, 1e-5);
   REQUIRE((one_round.ok() && two_rounds.ok()));

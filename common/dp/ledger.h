@@ -1,5 +1,5 @@
-#ifndef COHORT_CLIENT_PRIVACY_LEDGER_H_
-#define COHORT_CLIENT_PRIVACY_LEDGER_H_
+#ifndef COHORT_COMMON_DP_LEDGER_H_
+#define COHORT_COMMON_DP_LEDGER_H_
 
 #include <cstdint>
 #include <memory>
@@ -9,11 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "client/trainer.h"
 
 struct sqlite3;
 
-namespace cohort::client {
+namespace cohort::dp {
 
 // One round of DP-SGD that left the site.
 struct LedgerEntry {
@@ -37,7 +36,8 @@ class PrivacyLedger {
   // Creates a new, empty ledger for `site`. AlreadyExists if the file exists.
   static absl::Status Initialize(const std::string& path, const std::string& site);
   // Opens an initialised ledger. FailedPrecondition with the reason (missing, not a cohort
-  // ledger, fails SQLite's integrity check, belongs to another site).
+  // ledger, fails SQLite's integrity check, belongs to another site). An empty `site`
+  // accepts any owner (for reading it, e.g. cohortctl ledger).
   static absl::StatusOr<std::unique_ptr<PrivacyLedger>> Open(const std::string& path,
                                                              const std::string& site);
   ~PrivacyLedger();
@@ -63,6 +63,14 @@ class PrivacyLedger {
   std::string site_;
 };
 
+// What one round of DP-SGD at a site spends: Poisson rate q = min(1, batch / n) and
+// epochs x ceil(n / batch) steps. The trainer runs exactly this; the site's policy checks it.
+struct DpRoundPlan {
+  double sample_rate = 0;
+  int64_t steps = 0;
+};
+DpRoundPlan PlanDpRound(int64_t examples, int64_t batch_size, int64_t epochs);
+
 // The site's own privacy rules; the coordinator cannot override them.
 struct SitePrivacyPolicy {
   double max_epsilon = 0;
@@ -77,6 +85,6 @@ absl::Status CheckDpTask(const SitePrivacyPolicy& policy, PrivacyLedger& ledger,
                          bool task_uses_dp, double noise_multiplier, double max_grad_norm,
                          const DpRoundPlan& plan);
 
-}  // namespace cohort::client
+}  // namespace cohort::dp
 
-#endif  // COHORT_CLIENT_PRIVACY_LEDGER_H_
+#endif  // COHORT_COMMON_DP_LEDGER_H_

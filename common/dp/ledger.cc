@@ -1,4 +1,4 @@
-#include "client/privacy_ledger.h"
+#include "common/dp/ledger.h"
 
 #include <sqlite3.h>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/dp/accountant.h"
 
-namespace cohort::client {
+namespace cohort::dp {
 namespace {
 
 constexpr char kSchema[] = R"sql(
@@ -74,8 +74,9 @@ absl::StatusOr<std::unique_ptr<PrivacyLedger>> PrivacyLedger::Open(const std::st
                                                                    const std::string& site) {
   if (!std::filesystem::exists(path)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "privacy ledger ", path, " does not exist; refusing to train until an operator "
-        "creates it (cohortctl ledger init --db ", path, " --site ", site, ")"));
+        "privacy ledger ", path, " does not exist; a site with a privacy policy does not "
+        "train until an operator creates it (cohortctl ledger init --db ", path, " --site ",
+        site.empty() ? "SITE" : site, ")"));
   }
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
@@ -84,7 +85,7 @@ absl::StatusOr<std::unique_ptr<PrivacyLedger>> PrivacyLedger::Open(const std::st
     return absl::FailedPreconditionError(
         absl::StrCat("cannot open privacy ledger ", path, ": ", why));
   }
-  std::unique_ptr<PrivacyLedger> ledger(new PrivacyLedger(db, path, site));
+  std::unique_ptr<PrivacyLedger> ledger(new PrivacyLedger(db, path, ""));
   sqlite3_busy_timeout(db, 5000);
   if (absl::Status s = Exec(db, "PRAGMA synchronous=FULL;", path); !s.ok()) return s;
   // Fail closed on anything that is not an intact ledger of this site.
@@ -114,11 +115,12 @@ absl::StatusOr<std::unique_ptr<PrivacyLedger>> PrivacyLedger::Open(const std::st
     return absl::FailedPreconditionError(
         absl::StrCat(path, " is not a cohort privacy ledger; refusing to train"));
   }
-  if (owner != site) {
+  if (!site.empty() && owner != site) {
     return absl::FailedPreconditionError(absl::StrCat("privacy ledger ", path,
                                                       " belongs to site '", owner, "', not '",
                                                       site, "'"));
   }
+  ledger->site_ = owner;
   // Entries must decode too (a row with impossible values means tampering or corruption).
   if (absl::StatusOr<std::vector<LedgerEntry>> entries = ledger->Entries(); !entries.ok()) {
     return entries.status();
@@ -164,10 +166,10 @@ absl::StatusOr<double> PrivacyLedger::Epsilon(double delta, double q, double sig
                                               int64_t steps) {
   absl::StatusOr<std::vector<LedgerEntry>> entries = Entries();
   if (!entries.ok()) return entries.status();
-  dp::RdpAccountant accountant;
+  RdpAccountant accountant;
   for (const LedgerEntry& e : *entries) accountant.AddSteps(e.sample_rate, e.noise_multiplier, e.steps);
   if (steps > 0) accountant.AddSteps(q, sigma, steps);
-  absl::StatusOr<dp::EpsilonAtOrder> epsilon = accountant.GetEpsilon(delta);
+  absl::StatusOr<EpsilonAtOrder> epsilon = accountant.GetEpsilon(delta);
   if (!epsilon.ok()) return epsilon.status();
   return epsilon->epsilon;
 }
@@ -193,6 +195,14 @@ absl::Status PrivacyLedger::Record(const LedgerEntry& e) {
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("cannot record a round");
   return absl::OkStatus();
+}
+
+DpRoundPlan PlanDpRound(int64_t examples, int64_t batch_size, int64_t epochs) {
+  DpRoundPlan plan;
+  if (examples <= 0 || batch_size <= 0) return plan;
+  plan.sample_rate = std::min(1.0, static_cast<double>(batch_size) / examples);
+  plan.steps = epochs * ((examples + batch_size - 1) / batch_size);
+  return plan;
 }
 
 absl::Status CheckDpTask(const SitePrivacyPolicy& policy, PrivacyLedger& ledger,
@@ -226,4 +236,4 @@ absl::Status CheckDpTask(const SitePrivacyPolicy& policy, PrivacyLedger& ledger,
   return absl::OkStatus();
 }
 
-}  // namespace cohort::client
+}  // namespace cohort::dp
