@@ -73,6 +73,15 @@ Coordinator::Coordinator(config::CoordinatorConfig config,
       committed_rounds_(committed),
       last_round_number_(last_round) {
   service_ = std::make_unique<FederationService>(config_, &sessions_, &board_);
+  absl::StatusOr<std::map<std::string, std::vector<state::SiteEpsilon>>> history =
+      store_->SitePrivacyHistory();
+  if (history.ok()) {
+    for (const auto& [site, rounds] : *history) {
+      for (const state::SiteEpsilon& e : rounds) {
+        site_accountants_[site].AddSteps(e.sample_rate, e.noise_multiplier, e.steps);
+      }
+    }
+  }
 }
 
 Coordinator::~Coordinator() { Shutdown(); }
@@ -291,6 +300,21 @@ bool Coordinator::RunRound(uint64_t round_number) {
   record.participants = contributors;
   record.dropped = dropped;
   record.drop_reasons = drop_reasons;
+  // Per-site epsilon from what each contributor reported (sigma is ours to know).
+  std::map<std::string, dp::RdpAccountant> accountants = site_accountants_;
+  for (const auto& [site, report] : round->dp_reports()) {
+    if (!config_.privacy.enabled) break;
+    dp::RdpAccountant& accountant = accountants[site];
+    accountant.AddSteps(report.sample_rate, config_.privacy.noise_multiplier, report.steps);
+    absl::StatusOr<dp::EpsilonAtOrder> epsilon = accountant.GetEpsilon(config_.privacy.delta);
+    if (!epsilon.ok()) {
+      spdlog::warn("round={} stage=commit site={} cannot account its DP report: {}",
+                   round_number, site, epsilon.status().message());
+      continue;
+    }
+    record.site_epsilon[site] = state::SiteEpsilon{
+        report.sample_rate, config_.privacy.noise_multiplier, report.steps, epsilon->epsilon};
+  }
   record.examples = round->train_examples();
   record.train_loss = round->weighted_train_loss();
   uint64_t test_examples = 0, correct = 0;
@@ -315,6 +339,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
   if (absl::Status s = store_->CommitRound(record); !s.ok()) {
     return abort(absl::StrCat("state commit failed: ", s.message()));
   }
+  site_accountants_ = std::move(accountants);
   {
     absl::MutexLock lock(&model_mu_);
     global_ = candidate;

@@ -2,6 +2,7 @@
 #define COHORT_SERVER_COORDINATOR_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "common/config/coordinator_config.h"
+#include "common/dp/accountant.h"
 #include "common/state/state_store.h"
 #include "common/tensor/layout.h"
 #include "server/federation_service.h"
@@ -60,6 +62,8 @@ class Coordinator {
   mutable absl::Mutex model_mu_;
   std::shared_ptr<const ModelBlob> global_ ABSL_GUARDED_BY(model_mu_);
   uint64_t committed_rounds_;
+  // DP accounting per site, rebuilt from state.db at start (round loop thread only).
+  std::map<std::string, dp::RdpAccountant> site_accountants_;
   uint64_t last_round_number_;
 
   SessionRegistry sessions_;

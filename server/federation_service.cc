@@ -184,7 +184,9 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
                                   header.num_values(),
                                   header.weight(),
                                   header.metrics().train_loss(),
-                                  header.metrics().train_examples()};
+                                  header.metrics().train_examples(),
+                                  static_cast<int64_t>(header.metrics().dp_steps()),
+                                  header.metrics().dp_sample_rate()};
   std::shared_ptr<Round> round = board_->Current();
   if (round == nullptr) {
     spdlog::warn("site={} round={} stage=upload refused: no round is open", *site,

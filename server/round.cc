@@ -76,6 +76,10 @@ absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncemen
   if (!std::isfinite(a.train_loss)) {
     return absl::InvalidArgumentError("reported training loss is not finite");
   }
+  if (a.dp_steps < 0 || a.dp_steps > 100000000 ||
+      (a.dp_steps > 0 && !(a.dp_sample_rate > 0 && a.dp_sample_rate <= 1))) {
+    return absl::InvalidArgumentError("reported DP-SGD steps or sample rate out of range");
+  }
   absl::MutexLock lock(&mu_);
   if (uploaded_.count(site) > 0) {
     return absl::AlreadyExistsError(
@@ -116,6 +120,7 @@ absl::Status Round::CompleteUpload(const std::string& site, const UploadAnnounce
   // contributor (uploaded_ and failed_ stay disjoint).
   failed_.erase(site);
   loss_sum_ += a.weight * a.train_loss;
+  if (a.dp_steps > 0) dp_reports_[site] = SiteDpReport{a.dp_steps, a.dp_sample_rate};
   examples_ += static_cast<uint64_t>(a.weight);
   return absl::OkStatus();
 }
@@ -218,6 +223,11 @@ uint64_t Round::train_examples() const {
 std::map<std::string, EvaluationResult> Round::evaluations() const {
   absl::MutexLock lock(&mu_);
   return evaluations_;
+}
+
+std::map<std::string, SiteDpReport> Round::dp_reports() const {
+  absl::MutexLock lock(&mu_);
+  return dp_reports_;
 }
 
 std::map<std::string, std::string> Round::failures() const {

@@ -26,6 +26,15 @@ struct UploadAnnouncement {
   double weight = 0;
   double train_loss = 0;
   uint64_t train_examples = 0;
+  // DP-SGD the site reports having run (0 steps without DP).
+  int64_t dp_steps = 0;
+  double dp_sample_rate = 0;
+};
+
+// What a contributing site reported about its DP-SGD in a round.
+struct SiteDpReport {
+  int64_t steps = 0;
+  double sample_rate = 0;
 };
 
 // A site's evaluation of the round's candidate model.
@@ -96,6 +105,7 @@ class Round {
   uint64_t train_examples() const;
   std::map<std::string, EvaluationResult> evaluations() const;
   std::map<std::string, std::string> failures() const;
+  std::map<std::string, SiteDpReport> dp_reports() const;
 
  private:
   bool AllUploadsAnswered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -114,6 +124,7 @@ class Round {
   std::set<std::string> uploaded_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> failed_ ABSL_GUARDED_BY(mu_);
   double loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, SiteDpReport> dp_reports_ ABSL_GUARDED_BY(mu_);
   uint64_t examples_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const ModelBlob> candidate_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> evaluators_ ABSL_GUARDED_BY(mu_);

@@ -58,6 +58,11 @@ std::string RoundsAsJson(const std::vector<state::RoundRecord>& rounds) {
       reasons.push_back(JsonString(site) + ": " + JsonString(why));
     }
     out << ", \"drop_reasons\": {" << absl::StrJoin(reasons, ", ") << "}";
+    std::vector<std::string> epsilons;
+    for (const auto& [site, e] : r.site_epsilon) {
+      epsilons.push_back(JsonString(site) + ": " + JsonNumber(e.epsilon));
+    }
+    out << ", \"epsilon\": {" << absl::StrJoin(epsilons, ", ") << "}";
     out << "}";
   }
   out << (rounds.empty() ? "]" : "\n]") << "\n";
@@ -71,12 +76,17 @@ std::string Fixed(const std::optional<double>& v, int digits) {
 
 std::string RoundsAsTable(const std::vector<state::RoundRecord>& rounds) {
   std::ostringstream out;
-  out << absl::StrFormat("%-6s %-10s %-9s %-10s %-10s %-9s %s\n", "round", "status", "examples",
-                         "train_loss", "test_acc", "duration", "participants");
+  out << absl::StrFormat("%-6s %-10s %-9s %-10s %-10s %-9s %-8s %s\n", "round", "status",
+                         "examples", "train_loss", "test_acc", "duration", "max_eps",
+                         "participants");
   for (const state::RoundRecord& r : rounds) {
-    out << absl::StrFormat("%-6d %-10s %-9d %-10s %-10s %-9s %s\n", r.round, r.status, r.examples,
-                           Fixed(r.train_loss, 4), Fixed(r.test_accuracy, 4),
-                           absl::StrFormat("%.2fs", r.duration_s),
+    std::optional<double> max_epsilon;
+    for (const auto& [site, e] : r.site_epsilon) {
+      max_epsilon = std::max(max_epsilon.value_or(0.0), e.epsilon);
+    }
+    out << absl::StrFormat("%-6d %-10s %-9d %-10s %-10s %-9s %-8s %s\n", r.round, r.status,
+                           r.examples, Fixed(r.train_loss, 4), Fixed(r.test_accuracy, 4),
+                           absl::StrFormat("%.2fs", r.duration_s), Fixed(max_epsilon, 3),
                            absl::StrJoin(r.participants, ","));
   }
   return out.str();

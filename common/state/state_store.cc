@@ -28,6 +28,15 @@ CREATE TABLE IF NOT EXISTS rounds (
   reason        TEXT NOT NULL DEFAULT '',
   drop_reasons  TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS site_rounds (
+  round            INTEGER NOT NULL REFERENCES rounds(round),
+  site             TEXT NOT NULL,
+  sample_rate      REAL NOT NULL,
+  noise_multiplier REAL NOT NULL,
+  steps            INTEGER NOT NULL,
+  epsilon          REAL NOT NULL,
+  PRIMARY KEY (round, site)
+);
 )sql";
 
 // RAII prepared statement.
@@ -128,6 +137,17 @@ absl::Status StateStore::BeginRound(uint64_t round, absl::Time started_at) {
 }
 
 absl::Status StateStore::CommitRound(const RoundRecord& r) {
+  // The round row and its per-site rows commit together or not at all.
+  if (absl::Status s = Exec("BEGIN IMMEDIATE;"); !s.ok()) return s;
+  absl::Status status = CommitRoundRows(r);
+  if (!status.ok()) {
+    Exec("ROLLBACK;").IgnoreError();
+    return status;
+  }
+  return Exec("COMMIT;");
+}
+
+absl::Status StateStore::CommitRoundRows(const RoundRecord& r) {
   Statement stmt(db_,
                  "UPDATE rounds SET status='committed', duration_s=?, participants=?, dropped=?, "
                  "examples=?, train_loss=?, test_loss=?, test_accuracy=?, test_examples=?, "
@@ -157,7 +177,39 @@ absl::Status StateStore::CommitRound(const RoundRecord& r) {
   if (sqlite3_changes(db_) != 1) {
     return absl::FailedPreconditionError(absl::StrCat("round ", r.round, " is not open"));
   }
+  for (const auto& [site, e] : r.site_epsilon) {
+    Statement insert(db_,
+                     "INSERT INTO site_rounds (round, site, sample_rate, noise_multiplier, "
+                     "steps, epsilon) VALUES (?, ?, ?, ?, ?, ?)");
+    if (!insert.ok()) return Error("prepare site_rounds");
+    sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(r.round));
+    insert.BindText(2, site);
+    sqlite3_bind_double(insert.get(), 3, e.sample_rate);
+    sqlite3_bind_double(insert.get(), 4, e.noise_multiplier);
+    sqlite3_bind_int64(insert.get(), 5, e.steps);
+    sqlite3_bind_double(insert.get(), 6, e.epsilon);
+    if (sqlite3_step(insert.get()) != SQLITE_DONE) return Error("record site privacy");
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> StateStore::SitePrivacyHistory() {
+  Statement stmt(db_,
+                 "SELECT site, sample_rate, noise_multiplier, steps, epsilon FROM site_rounds "
+                 "ORDER BY round");
+  if (!stmt.ok()) return Error("read site privacy");
+  std::map<std::string, std::vector<SiteEpsilon>> history;
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    SiteEpsilon e;
+    e.sample_rate = sqlite3_column_double(stmt.get(), 1);
+    e.noise_multiplier = sqlite3_column_double(stmt.get(), 2);
+    e.steps = sqlite3_column_int64(stmt.get(), 3);
+    e.epsilon = sqlite3_column_double(stmt.get(), 4);
+    history[ColumnText(stmt.get(), 0)].push_back(e);
+  }
+  if (rc != SQLITE_DONE) return Error("read site privacy");
+  return history;
 }
 
 absl::Status StateStore::AbortRound(uint64_t round, absl::Duration duration,
@@ -216,6 +268,23 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRounds(bool committed_o
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return Error("read rounds");
+  Statement sites(db_,
+                  "SELECT round, site, sample_rate, noise_multiplier, steps, epsilon "
+                  "FROM site_rounds");
+  if (sites.ok()) {  // absent in a database from before per-site privacy was recorded
+    std::map<uint64_t, RoundRecord*> by_round;
+    for (RoundRecord& r : out) by_round[r.round] = &r;
+    while (sqlite3_step(sites.get()) == SQLITE_ROW) {
+      auto it = by_round.find(static_cast<uint64_t>(sqlite3_column_int64(sites.get(), 0)));
+      if (it == by_round.end()) continue;
+      SiteEpsilon e;
+      e.sample_rate = sqlite3_column_double(sites.get(), 2);
+      e.noise_multiplier = sqlite3_column_double(sites.get(), 3);
+      e.steps = sqlite3_column_int64(sites.get(), 4);
+      e.epsilon = sqlite3_column_double(sites.get(), 5);
+      it->second->site_epsilon[ColumnText(sites.get(), 1)] = e;
+    }
+  }
   return out;
 }
 

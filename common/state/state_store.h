@@ -16,6 +16,14 @@ struct sqlite3;
 
 namespace cohort::state {
 
+// One site's DP-SGD in one round, and its total epsilon after it.
+struct SiteEpsilon {
+  double sample_rate = 0;
+  double noise_multiplier = 0;
+  int64_t steps = 0;
+  double epsilon = 0;
+};
+
 // One row of the round history.
 struct RoundRecord {
   uint64_t round = 0;
@@ -25,6 +33,9 @@ struct RoundRecord {
   std::vector<std::string> participants;  // sites whose update is in the aggregate
   std::vector<std::string> dropped;       // sites selected but dropped from the round
   std::map<std::string, std::string> drop_reasons;  // why, per dropped site (e.g. a refusal)
+  // DP-SGD per contributing site: epsilon after this round as the coordinator accounts it
+  // from what the site reported (the site's own ledger is authoritative).
+  std::map<std::string, SiteEpsilon> site_epsilon;
   uint64_t examples = 0;                  // training examples behind the aggregate
   std::optional<double> train_loss;       // example-weighted mean over participants
   std::optional<double> test_loss;        // example-weighted, of the committed model
@@ -60,10 +71,13 @@ class StateStore {
   // The most recent committed round, if any.
   absl::StatusOr<std::optional<RoundRecord>> LastCommittedRound();
   absl::StatusOr<std::vector<RoundRecord>> ListRounds(bool committed_only);
+  // Every committed (q, sigma, steps) per site, in round order, to rebuild the accounting.
+  absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> SitePrivacyHistory();
 
  private:
   explicit StateStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Exec(const std::string& sql);
+  absl::Status CommitRoundRows(const RoundRecord& record);
   absl::Status Error(const std::string& what) const;
 
   sqlite3* db_;

@@ -281,6 +281,7 @@ TEST_CASE("A stalled upload is cut off when the training stage closes", "[bad-in
   fed.config().rounds.min_clients = 1;
   fed.config().rounds.stage_timeout = absl::Seconds(2);
   fed.config().limits.max_concurrent_uploads = 1;  // the stalled stream holds the only slot
+  fed.config().rounds.select_timeout = absl::Seconds(1);  // round 1 starts without site-a
   fed.Start();
   ManualSite stalled(fed.ChannelFor("site-c"));
   REQUIRE(stalled.Connect());

@@ -279,7 +279,7 @@ TEST_CASE("A site started before the coordinator connects once it is up, and rid
 
 namespace cohort::testing {
 
-TEST_CASE("Stopping a site cancels its transfer under way; nothing half-sent is counted",
+TEST_CASE("Stopping a site cancels its transfer under way, and nothing half-sent is counted",
           "[federation][reconnect]") {
   Federation fed({"site-a"});
   fed.config().rounds.count = 1;

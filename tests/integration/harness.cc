@@ -54,7 +54,9 @@ Federation::Federation(std::vector<std::string> sites, std::string federation)
   config_.rounds.count = 2;
   config_.rounds.min_clients = static_cast<int64_t>(sites.size());
   config_.rounds.stage_timeout = absl::Seconds(30);
-  config_.rounds.select_timeout = absl::Seconds(1);
+  // Rounds start once every site is connected; the timeout only matters when one is missing,
+  // and must be long enough for slow starters on a loaded machine (parallel ctest).
+  config_.rounds.select_timeout = absl::Seconds(10);
   config_.has_seed = true;
   config_.seed = 7;
   for (const std::string& site : sites) pki_.IssueSite(site);

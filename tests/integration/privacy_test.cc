@@ -182,6 +182,12 @@ TEST_CASE("A site refuses rounds past its budget, and the coordinator records wh
   CHECK((*entries)[0].steps == plan.steps);
   CHECK((*entries)[0].epsilon_after == Approx(one_round->epsilon).epsilon(1e-9));
   CHECK(a.client().spent_epsilon() <= site.privacy.max_epsilon);
+  // The coordinator's round history shows the same epsilon for the site's round.
+  REQUIRE(rounds[0].site_epsilon.count("hospital-a") == 1);
+  CHECK(rounds[0].site_epsilon.at("hospital-a").steps == plan.steps);
+  CHECK(rounds[0].site_epsilon.at("hospital-a").epsilon ==
+        Approx(one_round->epsilon).epsilon(1e-9));
+  CHECK(rounds[0].site_epsilon.count("hospital-b") == 0);  // it trained without DP
 }
 
 TEST_CASE("A site refuses a coordinator that asks for less noise or a larger clip, or no DP",

@@ -624,7 +624,7 @@ TEST_CASE("Client config refuses port 0 for the coordinator address", "[config]"
   RequireInvalid(ClientError(dir, yaml), {"client.yaml:2:", "coordinator", "host:port"});
 }
 
-TEST_CASE("Client config refuses a test_fraction outside (0, 0.9]", "[config]") {
+TEST_CASE("Client config refuses a test_fraction outside 0 to 0.9", "[config]") {
   ConfigDir dir;
   const std::string value = GENERATE(as<std::string>{}, "1.5", "0", "-0.1", "0.95");
   std::string yaml = absl::StrCat(kMinimalClient, "  test_fraction: ", value, "\n");

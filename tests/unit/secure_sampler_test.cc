@@ -31,7 +31,7 @@ TEST_CASE("Gaussian noise has the requested mean and variance", "[dp][crypto]") 
   CHECK(fourth / n / (variance * variance) == Approx(3.0).epsilon(0.02));
 }
 
-TEST_CASE("Seeded samplers repeat; OS-keyed ones do not", "[dp][crypto]") {
+TEST_CASE("Seeded samplers repeat, OS-keyed ones do not", "[dp][crypto]") {
   std::vector<float> a(1000), b(1000), c(1000), d(1000);
   auto s1 = SecureSampler::FromSeedForTesting(7);
   auto s2 = SecureSampler::FromSeedForTesting(7);

@@ -6,7 +6,7 @@
 
 namespace cohort {
 
-TEST_CASE("IsValidSiteId accepts [a-z0-9][a-z0-9._-]{0,62} and nothing else", "[util]") {
+TEST_CASE("IsValidSiteId accepts lower-case letters, digits and . _ - up to 63 characters only", "[util]") {
   CHECK(IsValidSiteId("hospital-a"));
   CHECK(IsValidSiteId("0"));
   CHECK(IsValidSiteId("site_1.eu-west"));

@@ -341,3 +341,39 @@ TEST_CASE("StateStore OpenReadOnly of a file that is not a state database fails"
 
 }  // namespace
 }  // namespace cohort::state
+
+namespace cohort::state {
+
+TEST_CASE("Per-site epsilon commits with its round and survives a reopen", "[state]") {
+  testing::TempDir dir;
+  const std::string path = dir.File("state.db");
+  {
+    auto store = StateStore::Open(path);
+    REQUIRE(store.ok());
+    REQUIRE((*store)->BeginRound(1, absl::Now()).ok());
+    RoundRecord record;
+    record.round = 1;
+    record.participants = {"a", "b"};
+    record.site_epsilon["a"] = SiteEpsilon{0.1, 1.2, 30, 0.75};
+    REQUIRE((*store)->CommitRound(record).ok());
+    // A failed commit (round never begun) leaves no per-site rows behind.
+    RoundRecord bogus = record;
+    bogus.round = 9;
+    CHECK((*store)->CommitRound(bogus).code() == absl::StatusCode::kFailedPrecondition);
+  }
+  auto store = StateStore::Open(path);
+  REQUIRE(store.ok());
+  auto rounds = (*store)->ListRounds(true);
+  REQUIRE(rounds.ok());
+  REQUIRE(rounds->size() == 1);
+  REQUIRE((*rounds)[0].site_epsilon.count("a") == 1);
+  CHECK((*rounds)[0].site_epsilon.at("a").steps == 30);
+  CHECK((*rounds)[0].site_epsilon.at("a").epsilon == 0.75);
+  auto history = (*store)->SitePrivacyHistory();
+  REQUIRE(history.ok());
+  REQUIRE(history->size() == 1);
+  REQUIRE(history->at("a").size() == 1);
+  CHECK(history->at("a")[0].noise_multiplier == 1.2);
+}
+
+}  // namespace cohort::state
