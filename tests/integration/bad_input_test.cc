@@ -203,13 +203,10 @@ TEST_CASE("Bad uploads are refused and leave the aggregate exact", "[bad-input]"
     for (size_t i = 0; i < n; i += 997) {
       REQUIRE(model[i] == Approx(initial[i] + 2.25f).epsilon(1e-6));
     }
-    auto store = state::StateStore::OpenReadOnly(fed.state_dir() + "/state.db");
-    REQUIRE(store.ok());
-    auto rounds = (*store)->ListRounds(true);
-    REQUIRE(rounds.ok());
-    REQUIRE(rounds->size() == 1);
-    CHECK((*rounds)[0].participants == std::vector<std::string>{"site-a", "site-b", "site-c"});
-    CHECK((*rounds)[0].examples == 40);
+    std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
+    REQUIRE(rounds.size() == 1);
+    CHECK(rounds[0].participants == std::vector<std::string>{"site-a", "site-b", "site-c"});
+    CHECK(rounds[0].examples == 40);
   }
   auto& sinks = spdlog::default_logger()->sinks();
   sinks.erase(std::remove(sinks.begin(), sinks.end(), ring), sinks.end());
@@ -238,13 +235,10 @@ TEST_CASE("An upload after the round closed is refused and the next round is una
   header.set_weight(10);
   grpc::Status s = Upload(late.stub(), &header, Payload(task.model().num_values(), 9.0f, 1024));
   CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-  auto store = state::StateStore::OpenReadOnly(fed.state_dir() + "/state.db");
-  REQUIRE(store.ok());
-  auto rounds = (*store)->ListRounds(true);
-  REQUIRE(rounds.ok());
-  REQUIRE(rounds->size() == 1);
-  CHECK((*rounds)[0].participants == std::vector<std::string>{"site-a"});
-  CHECK((*rounds)[0].dropped == std::vector<std::string>{"site-c"});
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 1);
+  CHECK(rounds[0].participants == std::vector<std::string>{"site-a"});
+  CHECK(rounds[0].dropped == std::vector<std::string>{"site-c"});
 }
 
 TEST_CASE("A 100 MB model streams down and back up in chunks", "[large]") {
@@ -316,12 +310,9 @@ TEST_CASE("A stalled upload is cut off when the training stage closes", "[bad-in
   CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
   stalled.Close();
   REQUIRE(fed.coordinator().Wait().ok());
-  auto store = state::StateStore::OpenReadOnly(fed.state_dir() + "/state.db");
-  REQUIRE(store.ok());
-  auto rounds = (*store)->ListRounds(true);
-  REQUIRE(rounds.ok());
-  REQUIRE(rounds->size() == 1);
-  CHECK((*rounds)[0].participants == std::vector<std::string>{"site-a"});
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 1);
+  CHECK(rounds[0].participants == std::vector<std::string>{"site-a"});
 }
 
 }  // namespace cohort::testing

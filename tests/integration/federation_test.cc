@@ -13,14 +13,6 @@
 namespace cohort::testing {
 namespace {
 
-std::vector<state::RoundRecord> Rounds(const std::string& state_dir, bool committed_only) {
-  auto store = state::StateStore::OpenReadOnly(state_dir + "/state.db");
-  REQUIRE(store.ok());
-  auto rounds = (*store)->ListRounds(committed_only);
-  REQUIRE(rounds.ok());
-  return *rounds;
-}
-
 std::unique_ptr<ScriptedTrainer> Scripted(float delta, uint64_t examples) {
   return std::make_unique<ScriptedTrainer>(delta, examples);
 }
@@ -44,7 +36,7 @@ TEST_CASE("FedAvg weights each site's delta by its example count", "[federation]
   for (size_t i = 0; i < model.size(); ++i) {
     REQUIRE(model[i] == Approx(initial[i] + 3.25f).epsilon(1e-6));
   }
-  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
   REQUIRE(rounds.size() == 1);
   CHECK(rounds[0].round == 1);
   CHECK(rounds[0].participants == std::vector<std::string>{"site-a", "site-b"});
@@ -79,7 +71,7 @@ TEST_CASE("A site that misses the training deadline is dropped from that round o
   ClientRunner b(fed.ClientConfigFor("site-b"), Scripted(1.0f, 10));
   ClientRunner c(fed.ClientConfigFor("site-c"), std::move(slow));
   REQUIRE(fed.coordinator().Wait().ok());
-  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
   REQUIRE(rounds.size() == 2);
   // The first round that committed ran without the stalled site; it was dropped, not banned.
   bool saw_drop = false;
@@ -108,7 +100,7 @@ TEST_CASE("A round below min_clients aborts and its number is never reused", "[f
   ClientRunner a(fed.ClientConfigFor("site-a"), Scripted(1.0f, 10));
   ClientRunner b(fed.ClientConfigFor("site-b"), std::move(failing));
   REQUIRE(fed.coordinator().Wait().ok());
-  std::vector<state::RoundRecord> all = Rounds(fed.state_dir(), false);
+  std::vector<state::RoundRecord> all = ReadRounds(fed.state_dir(), false);
   REQUIRE(all.size() == 2);
   CHECK(all[0].round == 1);
   CHECK(all[0].status == "aborted");
@@ -148,7 +140,7 @@ TEST_CASE("A restarted coordinator resumes from the last committed round", "[fed
   ClientRunner a(client_config, Scripted(2.0f, 10));
   REQUIRE((*coordinator)->Wait().ok());
   REQUIRE(a.Join().ok());
-  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
   REQUIRE(rounds.size() == 4);
   CHECK(rounds[2].round == 3);
   CHECK(rounds[3].round == 4);
@@ -196,7 +188,7 @@ TEST_CASE("Three sites learn the breast cancer data with LibTorch", "[federation
   std::vector<std::unique_ptr<ClientRunner>> clients = StartWdbcSites(fed);
   REQUIRE(fed.coordinator().Wait().ok());
   for (auto& c : clients) REQUIRE(c->Join().ok());
-  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
   REQUIRE(rounds.size() == 5);
   for (const auto& r : rounds) {
     CHECK(r.participants.size() == 3);
@@ -223,7 +215,7 @@ TEST_CASE("With privacy on, the sites train with DP-SGD and the model still lear
   std::vector<std::unique_ptr<ClientRunner>> clients = StartWdbcSites(fed);
   REQUIRE(fed.coordinator().Wait().ok());
   for (auto& c : clients) REQUIRE(c->Join().ok());
-  std::vector<state::RoundRecord> rounds = Rounds(fed.state_dir(), true);
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
   REQUIRE(rounds.size() == 8);
   CHECK(fed.coordinator().GlobalModel() != initial);
   // Noisy, but far better than the 60 % a constant guess gets on the pooled test splits.
@@ -294,11 +286,7 @@ TEST_CASE("Stopping a site cancels its transfer under way, and nothing half-sent
   CHECK(absl::IsCancelled(site.Join()));
   CHECK(trainer_view->tasks() == 1);
   fed.StopCoordinator();
-  auto store = state::StateStore::OpenReadOnly(fed.state_dir() + "/state.db");
-  REQUIRE(store.ok());
-  auto committed = (*store)->ListRounds(true);
-  REQUIRE(committed.ok());
-  CHECK(committed->empty());
+  CHECK(ReadRounds(fed.state_dir(), true).empty());
 }
 
 }  // namespace cohort::testing

@@ -7,6 +7,14 @@
 
 namespace cohort::testing {
 
+std::vector<state::RoundRecord> ReadRounds(const std::string& state_dir, bool committed_only) {
+  auto store = state::StateStore::OpenReadOnly(state_dir + "/state.db");
+  REQUIRE(store.ok());
+  auto rounds = (*store)->ListRounds(committed_only);
+  REQUIRE(rounds.ok());
+  return *rounds;
+}
+
 absl::StatusOr<client::TrainResult> ScriptedTrainer::Train(const config::ModelSpec&,
                                                            const tensor::ParameterLayout&,
                                                            const std::vector<float>& global,

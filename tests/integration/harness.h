@@ -15,11 +15,16 @@
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "common/config/client_config.h"
 #include "common/config/coordinator_config.h"
+#include "common/state/state_store.h"
 #include "server/coordinator.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_pki.h"
 
 namespace cohort::testing {
+
+// The round history in `state_dir` (all rounds, or committed ones only); fails the test if it
+// cannot be read.
+std::vector<state::RoundRecord> ReadRounds(const std::string& state_dir, bool committed_only);
 
 // A trainer that returns a chosen delta instead of training (no LibTorch): lets a test know
 // the exact update every site sends. `delta_for_round(round_index, num_values)` is called

@@ -119,14 +119,6 @@ std::unique_ptr<client::Trainer> WdbcTrainer() {
   return client::MakeTorchTrainerFromSplit(std::move(split), 1);
 }
 
-std::vector<state::RoundRecord> AllRounds(const std::string& state_dir) {
-  auto store = state::StateStore::OpenReadOnly(state_dir + "/state.db");
-  REQUIRE(store.ok());
-  auto rounds = (*store)->ListRounds(false);
-  REQUIRE(rounds.ok());
-  return *rounds;
-}
-
 }  // namespace
 
 TEST_CASE("A site refuses rounds past its budget, and the coordinator records why",
@@ -164,7 +156,7 @@ TEST_CASE("A site refuses rounds past its budget, and the coordinator records wh
   REQUIRE(fed.coordinator().Wait().ok());
   REQUIRE(a.Join().ok());
 
-  std::vector<state::RoundRecord> rounds = AllRounds(fed.state_dir());
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), false);
   REQUIRE(rounds.size() == 3);
   CHECK(rounds[0].participants == std::vector<std::string>{"hospital-a", "hospital-b"});
   for (size_t i = 1; i < 3; ++i) {
@@ -217,7 +209,7 @@ TEST_CASE("A site refuses a coordinator that asks for less noise or a larger cli
     ClientRunner b(fed.ClientConfigFor("hospital-b"),
                    std::make_unique<ScriptedTrainer>(0.0f, 10));
     REQUIRE(fed.coordinator().Wait().ok());
-    std::vector<state::RoundRecord> rounds = AllRounds(fed.state_dir());
+    std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), false);
     REQUIRE(rounds.size() == 1);
     REQUIRE(rounds[0].drop_reasons.count("hospital-a") == 1);
     CHECK_THAT(rounds[0].drop_reasons.at("hospital-a"), Catch::Contains(ask.reason));
