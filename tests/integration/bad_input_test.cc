@@ -217,7 +217,8 @@ TEST_CASE("An upload after the round closed is refused and the next round is una
   Federation fed({"site-a", "site-c"});
   fed.config().rounds.count = 1;
   fed.config().rounds.min_clients = 1;
-  fed.config().rounds.stage_timeout = absl::Seconds(1);
+  // Long enough for site-a to finish even on a loaded machine; site-c never uploads in time.
+  fed.config().rounds.stage_timeout = absl::Seconds(3);
   fed.Start();
   ManualSite late(fed.ChannelFor("site-c"));
   REQUIRE(late.Connect());
@@ -273,7 +274,7 @@ TEST_CASE("A stalled upload is cut off when the training stage closes", "[bad-in
   Federation fed({"site-a", "site-c"});
   fed.config().rounds.count = 1;
   fed.config().rounds.min_clients = 1;
-  fed.config().rounds.stage_timeout = absl::Seconds(2);
+  fed.config().rounds.stage_timeout = absl::Seconds(3);
   fed.config().limits.max_concurrent_uploads = 1;  // the stalled stream holds the only slot
   fed.config().rounds.select_timeout = absl::Seconds(1);  // round 1 starts without site-a
   fed.Start();

@@ -60,12 +60,12 @@ TEST_CASE("A site that misses the training deadline is dropped from that round o
   Federation fed({"site-a", "site-b", "site-c"});
   fed.config().rounds.count = 2;
   fed.config().rounds.min_clients = 2;
-  fed.config().rounds.stage_timeout = absl::Seconds(2);
+  fed.config().rounds.stage_timeout = absl::Seconds(3);
   fed.Start();
   auto slow = Scripted(1.0f, 10);
   // Stalls past the deadline in its first task only.
   slow->before_train = [](int task) {
-    if (task == 0) absl::SleepFor(absl::Seconds(3));
+    if (task == 0) absl::SleepFor(absl::Seconds(5));
   };
   ClientRunner a(fed.ClientConfigFor("site-a"), Scripted(1.0f, 10));
   ClientRunner b(fed.ClientConfigFor("site-b"), Scripted(1.0f, 10));
