@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The cohort demo: a federation of three hospitals on this machine.
 #
-#   scripts/demo.sh [--rounds N] [--skip-build]
+#   scripts/demo.sh [--rounds N] [--skip-build] [--dp]
 #
 # Installs what is missing, builds Release into build/, creates a development PKI, splits the
 # Breast Cancer Wisconsin data across hospital-a/b/c (label-skewed, so the sites differ),
 # starts cohort-coordinator (127.0.0.1:50051) and three cohort-client processes, prints one
 # line per committed round, and stops everything it started, also on Ctrl-C or failure.
 # Everything it writes stays under build/demo/ (pki/, state/, logs/, data/, the configs).
+# --dp: every site trains with DP-SGD under its own budget (configs/demo-dp/), keeps a privacy
+# ledger, and the history shows each site's epsilon.
 #
 # Environment: COHORT_BUILD_DIR (default build), COHORT_DEMO_DIR (default $BUILD/demo),
 # COHORT_DEMO_PORT (default 50051).
@@ -19,13 +21,16 @@ DEMO=${COHORT_DEMO_DIR:-$BUILD/demo}
 PORT=${COHORT_DEMO_PORT:-50051}
 ROUNDS=""
 SKIP_BUILD=0
+CONFIGS=$ROOT/configs/demo
+DP=0
 SITES=(hospital-a hospital-b hospital-c)
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --dp) DP=1; CONFIGS=$ROOT/configs/demo-dp; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +55,7 @@ trap 'echo "demo: interrupted, stopping"; exit 130' INT TERM
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO/state" "$DEMO/logs" "$DEMO/data"
-cp "$ROOT"/configs/demo/*.yaml "$DEMO/"
+cp "$CONFIGS"/*.yaml "$DEMO/"
 if [ "$PORT" != 50051 ]; then
   sed -i "s/127.0.0.1:50051/127.0.0.1:$PORT/" "$DEMO"/*.yaml
 fi
@@ -69,6 +74,13 @@ done
 echo "== Breast Cancer Wisconsin split across the sites (label-skew)"
 "$BIN/cohortctl" data split --input "$ROOT/data/wdbc.csv" --label malignant --sites 3 \
   --scheme label-skew --seed 7 --out "$DEMO/data" --names hospital-a,hospital-b,hospital-c
+
+if [ "$DP" -eq 1 ]; then
+  echo "== privacy ledgers (one per site, created once by the site's operator)"
+  for site in "${SITES[@]}"; do
+    "$BIN/cohortctl" ledger init --db "$DEMO/state/ledger-$site.db" --site "$site"
+  done
+fi
 
 "$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" --check-config
 "$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &
@@ -113,3 +125,8 @@ done
 PIDS=()
 echo "== done in $(( $(date +%s) - START ))s; round history: $BIN/cohortctl rounds --state-dir $DEMO/state"
 "$BIN/cohortctl" rounds --state-dir "$DEMO/state"
+if [ "$DP" -eq 1 ]; then
+  for site in "${SITES[@]}"; do
+    "$BIN/cohortctl" ledger --db "$DEMO/state/ledger-$site.db" | head -n 1
+  done
+fi
