@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/dp/calibration.h"
+#include "common/dp/ledger.h"
 #include "common/model/checkpoint.h"
 #include "common/model/models.h"
 #include "common/tls/credentials.h"
@@ -73,6 +75,7 @@ Coordinator::Coordinator(config::CoordinatorConfig config,
       committed_rounds_(committed),
       last_round_number_(last_round) {
   service_ = std::make_unique<FederationService>(config_, &sessions_, &board_);
+  noise_multiplier_ = config_.privacy.noise_multiplier;
   absl::StatusOr<std::map<std::string, std::vector<state::SiteEpsilon>>> history =
       store_->SitePrivacyHistory();
   if (history.ok()) {
@@ -202,9 +205,45 @@ void Coordinator::RoundLoop() {
   loop_done_.Notify();
 }
 
+absl::Status Coordinator::PlanNoise(const std::vector<std::string>& participants) {
+  double sigma = 0;
+  for (const std::string& site : participants) {
+    std::shared_ptr<SiteSession> session = sessions_.Find(site);
+    if (session == nullptr) continue;
+    // The same plan the site computes: q = batch / n, epochs x ceil(n / batch) per round.
+    dp::DpRoundPlan plan = dp::PlanDpRound(static_cast<int64_t>(session->hello().train_examples()),
+                                           config_.training.batch_size, config_.training.epochs);
+    if (plan.steps == 0) continue;
+    absl::StatusOr<dp::Calibration> calibration =
+        dp::CalibrateNoise(config_.privacy.target_epsilon, plan.sample_rate,
+                           plan.steps * config_.rounds.count, config_.privacy.delta);
+    if (!calibration.ok()) {
+      return absl::Status(calibration.status().code(),
+                          absl::StrCat("cannot plan noise for site ", site, ": ",
+                                       calibration.status().message()));
+    }
+    sigma = std::max(sigma, calibration->noise_multiplier);
+  }
+  if (sigma <= 0) return absl::FailedPreconditionError("no site to plan noise for");
+  noise_multiplier_ = sigma;
+  spdlog::info("stage=plan noise_multiplier={:.4f} keeps every site within epsilon {} "
+               "(delta {}) over {} rounds",
+               sigma, config_.privacy.target_epsilon, config_.privacy.delta,
+               config_.rounds.count);
+  return absl::OkStatus();
+}
+
 bool Coordinator::RunRound(uint64_t round_number) {
   const absl::Time started = absl::Now();
   std::vector<std::string> participants = sessions_.LiveSites();
+  if (config_.privacy.enabled && config_.privacy.target_epsilon > 0 && noise_multiplier_ == 0) {
+    if (absl::Status s = PlanNoise(participants); !s.ok()) {
+      spdlog::error("stage=plan {}", s.message());
+      stopping_ = true;
+      loop_status_ = s;
+      return false;
+    }
+  }
   if (absl::Status s = store_->BeginRound(round_number, started); !s.ok()) {
     spdlog::error("round={} stage=select cannot record round start: {}", round_number,
                   s.message());
@@ -234,7 +273,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
   task->mutable_training()->set_learning_rate(config_.training.learning_rate);
   task->mutable_training()->set_optimizer(config_.training.optimizer);
   if (config_.privacy.enabled) {
-    task->mutable_training()->mutable_dp()->set_noise_multiplier(config_.privacy.noise_multiplier);
+    task->mutable_training()->mutable_dp()->set_noise_multiplier(noise_multiplier_);
     task->mutable_training()->mutable_dp()->set_max_grad_norm(config_.privacy.max_grad_norm);
   }
   task->set_deadline_unix_ms(UnixMillis(train_deadline));
@@ -305,7 +344,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
   for (const auto& [site, report] : round->dp_reports()) {
     if (!config_.privacy.enabled) break;
     dp::RdpAccountant& accountant = accountants[site];
-    accountant.AddSteps(report.sample_rate, config_.privacy.noise_multiplier, report.steps);
+    accountant.AddSteps(report.sample_rate, noise_multiplier_, report.steps);
     absl::StatusOr<dp::EpsilonAtOrder> epsilon = accountant.GetEpsilon(config_.privacy.delta);
     if (!epsilon.ok()) {
       spdlog::warn("round={} stage=commit site={} cannot account its DP report: {}",
@@ -313,7 +352,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
       continue;
     }
     record.site_epsilon[site] = state::SiteEpsilon{
-        report.sample_rate, config_.privacy.noise_multiplier, report.steps, epsilon->epsilon};
+        report.sample_rate, noise_multiplier_, report.steps, epsilon->epsilon};
   }
   record.examples = round->train_examples();
   record.train_loss = round->weighted_train_loss();

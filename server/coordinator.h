@@ -62,6 +62,11 @@ class Coordinator {
   mutable absl::Mutex model_mu_;
   std::shared_ptr<const ModelBlob> global_ ABSL_GUARDED_BY(model_mu_);
   uint64_t committed_rounds_;
+  // The noise multiplier sent to the sites: fixed, or planned from privacy.target_epsilon.
+  double noise_multiplier_ = 0;
+  // Plans noise_multiplier_ for `participants` (their training set sizes) so that each stays
+  // within privacy.target_epsilon over the configured rounds.
+  absl::Status PlanNoise(const std::vector<std::string>& participants);
   // DP accounting per site, rebuilt from state.db at start (round loop thread only).
   std::map<std::string, dp::RdpAccountant> site_accountants_;
   uint64_t last_round_number_;

@@ -139,8 +139,15 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   if (top.Has("privacy")) {
     MapReader privacy = top.Map("privacy");
     config.privacy.enabled = true;
+    if (privacy.Has("target_epsilon") == privacy.Has("noise_multiplier")) {
+      privacy.Fail("noise_multiplier",
+                   "give either noise_multiplier or target_epsilon (the coordinator then plans "
+                   "sigma), not both and not neither");
+    }
     config.privacy.noise_multiplier =
-        privacy.Double("noise_multiplier", std::nullopt, 0.0, 1000.0, /*min_exclusive=*/true);
+        privacy.Double("noise_multiplier", 0.0, 0.0, 1000.0, /*min_exclusive=*/true);
+    config.privacy.target_epsilon =
+        privacy.Double("target_epsilon", 0.0, 0.0, 1000.0, /*min_exclusive=*/true);
     config.privacy.max_grad_norm =
         privacy.Double("max_grad_norm", std::nullopt, 0.0, 1e6, /*min_exclusive=*/true);
     config.privacy.delta = privacy.Double("delta", 1e-5, 0.0, 0.1, /*min_exclusive=*/true);

@@ -53,7 +53,10 @@ struct TrainingConfig {
 // DP-SGD asked of every site (record-level DP at each site). Absent: no DP.
 struct PrivacyConfig {
   bool enabled = false;
-  double noise_multiplier = 1.0;
+  // Either a fixed noise multiplier, or a target epsilon per site over all rounds from which
+  // the coordinator plans the smallest sigma that keeps every selected site within it.
+  double noise_multiplier = 0;
+  double target_epsilon = 0;
   double max_grad_norm = 1.0;
   double delta = 1e-5;
 };

@@ -9,6 +9,7 @@
 #include "common/data/csv.h"
 #include "common/data/split.h"
 #include "common/dp/accountant.h"
+#include "common/dp/calibration.h"
 #include "common/state/state_store.h"
 #include "tests/integration/harness.h"
 
@@ -234,6 +235,34 @@ TEST_CASE("A site with a privacy policy and no ledger does not train at all", "[
   CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(status.message()), Catch::Contains("does not exist"));
   fed.StopCoordinator();
+}
+
+TEST_CASE("The coordinator plans the noise that keeps every site within a target epsilon",
+          "[privacy]") {
+  Federation fed({"hospital-a", "hospital-b"});
+  fed.config().model.arch = "logreg";
+  fed.config().model.inputs = 30;
+  fed.config().rounds.count = 3;
+  fed.config().training.batch_size = 16;
+  fed.config().privacy.enabled = true;
+  fed.config().privacy.target_epsilon = 2.0;
+  fed.config().privacy.max_grad_norm = 1.0;
+  fed.Start();
+  ClientRunner a(fed.ClientConfigFor("hospital-a"), WdbcTrainer());
+  // hospital-b is the small site: 12 examples at batch 16, so q = 1 for it.
+  ClientRunner b(fed.ClientConfigFor("hospital-b"),
+                 std::make_unique<ScriptedTrainer>(0.0f, 12));
+  REQUIRE(fed.coordinator().Wait().ok());
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 3);
+  // Only hospital-a runs real DP-SGD (the scripted site reports none), and its epsilon after
+  // the last round stays within the target; sigma was planned for the most exposed site.
+  REQUIRE(rounds.back().site_epsilon.count("hospital-a") == 1);
+  const state::SiteEpsilon& last = rounds.back().site_epsilon.at("hospital-a");
+  CHECK(last.epsilon <= 2.0);
+  auto small_site = dp::CalibrateNoise(2.0, 1.0, 3, 1e-5);
+  REQUIRE(small_site.ok());
+  CHECK(last.noise_multiplier == Approx(small_site->noise_multiplier).epsilon(1e-12));
 }
 
 }  // namespace cohort::testing

@@ -721,10 +721,24 @@ TEST_CASE("A privacy section turns DP-SGD on with its parameters", "[config]") {
   CHECK(dp->privacy.noise_multiplier == 1.1);
   CHECK(dp->privacy.max_grad_norm == 0.5);
   CHECK(dp->privacy.delta == 1e-6);
-  // Noise and clipping are required; zero noise is not DP.
+  // Noise (fixed, or planned from a target epsilon) and clipping are required; zero noise
+  // is not DP.
   RequireInvalid(CoordinatorError(dir, std::string(kMinimalCoordinator) +
                                            "privacy: {max_grad_norm: 1.0}\n"),
-                 {"privacy.noise_multiplier: required key is missing"});
+                 {"privacy.noise_multiplier: give either noise_multiplier or target_epsilon"});
+  RequireInvalid(CoordinatorError(dir, std::string(kMinimalCoordinator) +
+                                           "privacy: {noise_multiplier: 1, target_epsilon: 3, "
+                                           "max_grad_norm: 1}\n"),
+                 {"not both"});
+  RequireInvalid(CoordinatorError(dir, std::string(kMinimalCoordinator) +
+                                           "privacy: {noise_multiplier: 1}\n"),
+                 {"privacy.max_grad_norm: required key is missing"});
+  auto planned = ParseCoordinatorConfig(
+      std::string(kMinimalCoordinator) + "privacy: {target_epsilon: 3, max_grad_norm: 1}\n",
+      kSource, dir.path());
+  REQUIRE(planned.ok());
+  CHECK(planned->privacy.target_epsilon == 3.0);
+  CHECK(planned->privacy.noise_multiplier == 0.0);
   RequireInvalid(CoordinatorError(dir, std::string(kMinimalCoordinator) +
                                            "privacy: {noise_multiplier: 0, max_grad_norm: 1}\n"),
                  {"privacy.noise_multiplier: must be greater than 0"});
