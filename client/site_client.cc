@@ -144,9 +144,13 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
   hello.mutable_hello()->set_num_features(static_cast<uint32_t>(trainer_->num_features()));
   cohort::v1::CoordinatorMessage message;
   if (!stream->Write(hello) || !stream->Read(&message) || !message.has_welcome()) {
+    // End our side first: Finish() on a stream the coordinator keeps open would block.
+    context.TryCancel();
     grpc::Status status = stream->Finish();
     clear_context();
-    *why = status.ok() ? "no welcome" : status.error_message();
+    *why = message.has_welcome() || status.error_code() != grpc::StatusCode::CANCELLED
+               ? status.error_message()
+               : "the coordinator did not start the session with Welcome";
     return SessionEnd::kLost;
   }
   ++sessions_opened_;

@@ -81,6 +81,15 @@ grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStr
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the first Session message must be Hello");
   }
+  // Welcome goes out before the session is registered: once registered, the round loop may
+  // push a task down the stream at any moment, and Welcome must be the first message.
+  cohort::v1::CoordinatorMessage welcome;
+  welcome.mutable_welcome()->set_federation(federation_);
+  welcome.mutable_welcome()->set_site_id(*site);
+  welcome.mutable_welcome()->set_coordinator_version(COHORT_VERSION);
+  if (!stream->Write(welcome)) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "site went away before Welcome");
+  }
   std::shared_ptr<SiteSession> session =
       sessions_->Register(*site, context, stream, first.hello());
   if (session == nullptr) {
@@ -89,11 +98,6 @@ grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStr
   spdlog::info("site={} stage=session connected peer={} train_examples={} test_examples={}",
                *site, context->peer(), first.hello().train_examples(),
                first.hello().test_examples());
-  cohort::v1::CoordinatorMessage welcome;
-  welcome.mutable_welcome()->set_federation(federation_);
-  welcome.mutable_welcome()->set_site_id(*site);
-  welcome.mutable_welcome()->set_coordinator_version(COHORT_VERSION);
-  session->Send(welcome);
 
   grpc::Status result = grpc::Status::OK;
   cohort::v1::SiteMessage message;

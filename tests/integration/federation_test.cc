@@ -290,3 +290,32 @@ TEST_CASE("Stopping a site cancels its transfer under way, and nothing half-sent
 }
 
 }  // namespace cohort::testing
+
+namespace cohort::testing {
+
+TEST_CASE("Every session starts with Welcome, even when its arrival starts a round",
+          "[federation]") {
+  // SELECT waits for every site, so each time site-b joins, its registration starts a round
+  // at once, racing the session's Welcome. Before Welcome moved ahead of registration, a task
+  // could be pushed first and the site's session broke; that race was seen under parallel
+  // ctest load but is too narrow to hit reliably here, so this pins the behaviour rather than
+  // reproducing the old failure every time.
+  Federation fed({"site-a", "site-b"});
+  fed.config().rounds.count = 100000;
+  fed.config().rounds.min_clients = 1;
+  fed.config().rounds.select_timeout = absl::Seconds(30);
+  fed.config().rounds.stage_timeout = absl::Milliseconds(150);
+  fed.Start();
+  ClientRunner a(fed.ClientConfigFor("site-a"), std::make_unique<ScriptedTrainer>(0.0f, 10));
+  int welcomed = 0;
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    ManualSite b(fed.ChannelFor("site-b"));
+    if (b.Connect()) ++welcomed;  // Connect() requires Welcome as the first message
+    cohort::v1::CoordinatorMessage task;
+    if (b.Next(&task)) CHECK(task.has_train());
+  }
+  CHECK(welcomed == 30);
+  fed.StopCoordinator();
+}
+
+}  // namespace cohort::testing
