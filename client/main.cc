@@ -37,8 +37,11 @@ int main(int argc, char** argv) {
     std::cerr << "cohort-client: " << config.status().message() << "\n";
     return 2;
   }
-  auto trainer = cohort::client::MakeTorchTrainer(config->data, config->threads,
-                                                  std::random_device{}());
+  // Production: shuffling from the OS, DP noise keyed from the OS. Simulation with a seed:
+  // both reproducible (the config loader refuses a seed outside mode: simulation).
+  auto trainer = cohort::client::MakeTorchTrainer(
+      config->data, config->threads, config->has_seed ? config->seed : std::random_device{}(),
+      config->has_seed ? std::optional<uint64_t>(config->seed) : std::nullopt);
   if (!trainer.ok()) {
     std::cerr << "cohort-client: " << config_path << ": data: " << trainer.status().message()
               << "\n";

@@ -14,7 +14,8 @@ namespace {
 // Trains and evaluates built-in models with LibTorch on an in-memory tabular split.
 class TorchTrainer final : public Trainer {
  public:
-  TorchTrainer(data::TrainTestSplit split, uint64_t seed) : seed_(seed) {
+  TorchTrainer(data::TrainTestSplit split, uint64_t seed, std::optional<uint64_t> noise_seed)
+      : seed_(seed), noise_seed_(noise_seed) {
     train_x_ = ToTensor(split.train);
     train_y_ = torch::tensor(split.train.labels, torch::kInt64);
     test_x_ = ToTensor(split.test);
@@ -127,7 +128,8 @@ class TorchTrainer final : public Trainer {
     if (n == 0) return absl::FailedPreconditionError("no training data");
     if (noise_ == nullptr) {
       absl::StatusOr<std::unique_ptr<crypto::SecureSampler>> sampler =
-          crypto::SecureSampler::FromOsEntropy();
+          noise_seed_.has_value() ? crypto::SecureSampler::FromSeedForTesting(*noise_seed_)
+                                  : crypto::SecureSampler::FromOsEntropy();
       if (!sampler.ok()) return sampler.status();
       noise_ = std::move(*sampler);
     }
@@ -159,6 +161,7 @@ class TorchTrainer final : public Trainer {
   }
 
   uint64_t seed_;
+  std::optional<uint64_t> noise_seed_;
   std::unique_ptr<crypto::SecureSampler> noise_;
   uint64_t round_counter_ = 0;
   torch::Tensor train_x_, train_y_, test_x_, test_y_;
@@ -168,12 +171,14 @@ class TorchTrainer final : public Trainer {
 
 }  // namespace
 
-std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(data::TrainTestSplit split, uint64_t seed) {
-  return std::make_unique<TorchTrainer>(std::move(split), seed);
+std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(data::TrainTestSplit split, uint64_t seed,
+                                                   std::optional<uint64_t> noise_seed) {
+  return std::make_unique<TorchTrainer>(std::move(split), seed, noise_seed);
 }
 
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const config::DataConfig& data_config,
-                                                          int64_t threads, uint64_t seed) {
+                                                          int64_t threads, uint64_t seed,
+                                                          std::optional<uint64_t> noise_seed) {
   absl::StatusOr<data::Dataset> dataset = data::LoadCsv(data_config.path, data_config.label);
   if (!dataset.ok()) return dataset.status();
   data::TrainTestSplit split =
@@ -187,7 +192,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const config::DataConf
   standardizer.Apply(&split.train);
   standardizer.Apply(&split.test);
   torch::set_num_threads(static_cast<int>(threads));
-  return MakeTorchTrainerFromSplit(std::move(split), seed);
+  return MakeTorchTrainerFromSplit(std::move(split), seed, noise_seed);
 }
 
 }  // namespace cohort::client

@@ -2,6 +2,7 @@
 #define COHORT_CLIENT_TORCH_TRAINER_H_
 
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "client/trainer.h"
@@ -13,11 +14,15 @@ namespace cohort::client {
 // Builds the LibTorch trainer for a site's data: loads the CSV, splits off the held-out test
 // part (stratified, seeded), standardises both with statistics of the site's own training
 // rows, and trains with minibatch SGD and cross-entropy.
-absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const config::DataConfig& data,
-                                                          int64_t threads, uint64_t seed);
+// `noise_seed` (simulations and tests only) makes DP-SGD's sampling and noise reproducible;
+// without it they are keyed from the OS.
+absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(
+    const config::DataConfig& data, int64_t threads, uint64_t seed,
+    std::optional<uint64_t> noise_seed = std::nullopt);
 
 // The same trainer over data already in memory (tests, benchmarks, simulations).
-std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(data::TrainTestSplit split, uint64_t seed);
+std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(
+    data::TrainTestSplit split, uint64_t seed, std::optional<uint64_t> noise_seed = std::nullopt);
 
 }  // namespace cohort::client
 

@@ -62,6 +62,18 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
 
   config.logging = ReadLogging(top.Map("logging"));
   config.threads = top.Int("threads", 1, 1, 256);
+  config.mode = top.Enum("mode", "production", {"production", "simulation"});
+  if (top.Has("seed")) {
+    config.has_seed = true;
+    config.seed = static_cast<uint64_t>(
+        top.Int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+    if (config.mode != "simulation") {
+      top.Fail("seed", "is only allowed with mode: simulation (a known seed makes the DP noise "
+                       "predictable; production noise is keyed from the OS)");
+    }
+  } else {
+    top.Int("seed", 0, 0, 0);  // marks the key as known
+  }
   config.exit_when_done = top.Bool("exit_when_done", true);
   top.Finish();
   if (!errors.ok()) return errors.ToStatus();

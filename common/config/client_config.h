@@ -49,6 +49,12 @@ struct ClientConfig {
   ReconnectConfig reconnect;
   SitePrivacyConfig privacy;
   LoggingConfig logging;
+  // `simulation` allows `seed`: reproducible shuffling, Poisson sampling and DP noise for
+  // tests and simulations. Refused in production, where a known seed would let anyone
+  // recompute (and subtract) the noise.
+  std::string mode = "production";
+  bool has_seed = false;
+  uint64_t seed = 0;
   // LibTorch intra-op threads for local training.
   int64_t threads = 1;
   // Exit once the coordinator reports the federation finished (otherwise keep waiting for

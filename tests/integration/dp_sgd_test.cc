@@ -6,7 +6,11 @@
 #include <catch2/catch.hpp>
 
 #include "common/config/coordinator_config.h"
+#include "client/torch_trainer.h"
+#include "common/data/csv.h"
+#include "common/model/models.h"
 #include "common/model/torch_model.h"
+#include "tests/support/temp_dir.h"
 
 namespace cohort::client {
 namespace {
@@ -184,6 +188,37 @@ TEST_CASE("Without noise and clipping, a full-batch DP-SGD step is plain gradien
   for (size_t k = 0; k < got.size(); ++k) {
     CHECK(torch::allclose(got[k], want[k], 1e-10, 1e-12));
   }
+}
+
+}  // namespace cohort::client
+
+namespace cohort::client {
+
+TEST_CASE("A noise seed makes DP-SGD training repeat exactly; without it, it does not",
+          "[dp]") {
+  auto all = data::LoadCsv(testing::SourcePath("data/wdbc.csv"), "malignant");
+  REQUIRE(all.ok());
+  config::ModelSpec spec;
+  spec.arch = "logreg";
+  spec.inputs = 30;
+  spec.classes = 2;
+  tensor::ParameterLayout layout = model::LayoutFor(spec);
+  std::vector<float> global = model::InitialParameters(spec, 1);
+  TrainingParams params;
+  params.batch_size = 32;
+  params.dp = true;
+  params.noise_multiplier = 1.0;
+  params.max_grad_norm = 1.0;
+  auto train = [&](std::optional<uint64_t> noise_seed) {
+    data::TrainTestSplit split = data::SplitTrainTest(*all, 0.2, 1);
+    auto trainer = MakeTorchTrainerFromSplit(std::move(split), 5, noise_seed);
+    auto result = trainer->Train(spec, layout, global, params);
+    REQUIRE(result.ok());
+    return result->delta;
+  };
+  CHECK(train(42) == train(42));
+  CHECK(train(42) != train(43));
+  CHECK(train(std::nullopt) != train(std::nullopt));
 }
 
 }  // namespace cohort::client

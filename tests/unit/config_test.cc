@@ -749,3 +749,28 @@ TEST_CASE("A privacy section turns DP-SGD on with its parameters", "[config]") {
 }
 
 }  // namespace cohort::config
+
+namespace cohort::config {
+
+TEST_CASE("A client seed is refused outside simulation mode", "[config]") {
+  ConfigDir dir;
+  auto production = ParseClientConfig(kMinimalClient, kClientSource, dir.path());
+  REQUIRE(production.ok());
+  CHECK(production->mode == "production");
+  CHECK_FALSE(production->has_seed);
+  // Line 10 is the seed.
+  RequireInvalid(ClientError(dir, std::string(kMinimalClient) + "seed: 7\n"),
+                 {"client.yaml:10:", "seed: is only allowed with mode: simulation"});
+  RequireInvalid(
+      ClientError(dir, std::string(kMinimalClient) + "mode: production\nseed: 7\n"),
+      {"seed: is only allowed with mode: simulation"});
+  auto simulation = ParseClientConfig(std::string(kMinimalClient) + "mode: simulation\nseed: 7\n",
+                                      kClientSource, dir.path());
+  REQUIRE(simulation.ok());
+  CHECK(simulation->has_seed);
+  CHECK(simulation->seed == 7);
+  RequireInvalid(ClientError(dir, std::string(kMinimalClient) + "mode: test\n"),
+                 {"mode: must be one of production, simulation"});
+}
+
+}  // namespace cohort::config
