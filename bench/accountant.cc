@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_format.h"
+#include "bench/stats.h"
 #include "common/dp/accountant.h"
 #include "common/dp/rdp.h"
 
@@ -29,12 +30,6 @@ std::pair<double, double> Pair(int64_t i, int64_t count) {
   const double u = count > 1 ? static_cast<double>(i) / static_cast<double>(count - 1) : 0.5;
   const double v = count > 1 ? static_cast<double>((i * 37) % count) / (count - 1) : 0.5;
   return {0.001 * std::pow(50.0, u), 0.6 + 2.4 * v};
-}
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
 template <typename F>

@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "bench/stats.h"
 #include "client/dp_sgd.h"
 #include "common/config/coordinator_config.h"
 #include "common/crypto/secure_sampler.h"
@@ -41,12 +42,6 @@ namespace {
 constexpr double kNoiseMultiplier = 1.0;  // sigma
 constexpr double kMaxGradNorm = 1.0;      // C: sigma * C = 1.0
 constexpr double kLearningRate = 0.05;
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
 
 double Seconds(const std::function<void()>& f, int64_t times) {
   const auto start = std::chrono::steady_clock::now();
