@@ -1,6 +1,8 @@
 #include "common/crypto/secure_sampler.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -63,6 +65,148 @@ TEST_CASE("Poisson subsampling keeps each index with the given rate", "[dp][cryp
   REQUIRE(all.ok());
   CHECK(all->size() == 100);
   CHECK((*sampler)->Subsample(10, 1.5).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("Gaussian noise follows the normal CDF (Kolmogorov-Smirnov) and its tails", "[dp][crypto]") {
+  auto sampler = SecureSampler::FromSeedForTesting(21);
+  REQUIRE(sampler.ok());
+  const size_t n = 4'000'000;
+  std::vector<float> values(n);
+  REQUIRE((*sampler)->Gaussian(values.data(), n, 1.0).ok());
+  size_t beyond_4 = 0;
+  size_t beyond_5 = 0;
+  for (float v : values) {
+    beyond_4 += std::fabs(v) > 4.0f;
+    beyond_5 += std::fabs(v) > 5.0f;
+  }
+  std::sort(values.begin(), values.end());
+  double d = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double cdf = 0.5 * std::erfc(-values[i] / std::sqrt(2.0));
+    d = std::max({d, cdf - static_cast<double>(i) / n, static_cast<double>(i + 1) / n - cdf});
+  }
+  // sqrt(n) D exceeds 1.95 with probability 0.1% under the null hypothesis.
+  CHECK(std::sqrt(static_cast<double>(n)) * d < 1.95);
+  // P(|Z| > 4) = 6.334e-5: 253.4 expected, standard deviation 15.9. P(|Z| > 5) = 5.73e-7: 2.3.
+  CHECK(std::abs(static_cast<double>(beyond_4) - 253.4) < 5 * 15.9);
+  CHECK(beyond_5 <= 12);
+}
+
+TEST_CASE("The vectorised Box-Muller paths equal the portable one bit for bit", "[dp][crypto]") {
+  const size_t pairs = 4099;  // not a multiple of any vector width
+  std::vector<uint32_t> words(3 * pairs);
+  auto sampler = SecureSampler::FromSeedForTesting(5);
+  REQUIRE(sampler.ok());
+  std::vector<float> raw(words.size());
+  REQUIRE((*sampler)->Gaussian(raw.data(), raw.size(), 1.0).ok());
+  for (size_t i = 0; i < words.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &raw[i], sizeof(bits));
+    words[i] = bits * 2654435761u + static_cast<uint32_t>(i);
+  }
+  // The extremes of every word: u1 at 2^-63 and 1, the angle at the quadrant edges.
+  for (size_t j = 0; j < 8; ++j) {
+    words[j] = 0;
+    words[pairs + j] = j < 4 ? 0 : 0xffffffffu;
+    words[2 * pairs + j] = j % 2 == 0 ? 0 : 0xffffffffu;
+    words[8 + j] = 0xffffffffu;
+    words[pairs + 8 + j] = 0xffffffffu;
+    words[2 * pairs + 8 + j] = static_cast<uint32_t>(j) << 29;
+  }
+  std::vector<float> want_cos(pairs), want_sin(pairs);
+  internal::BoxMuller(words.data(), pairs, 1.5f, want_cos.data(), want_sin.data(), false,
+                      internal::SimdLevel::kPortable);
+  for (float v : want_cos) REQUIRE(std::isfinite(v));
+  for (float v : want_sin) REQUIRE(std::isfinite(v));
+  std::vector<internal::SimdLevel> levels = {internal::SimdLevel::kPortable};
+  if (internal::BestSimdLevel() != internal::SimdLevel::kPortable) {
+    levels.push_back(internal::SimdLevel::kAvx2);
+  }
+  if (internal::BestSimdLevel() == internal::SimdLevel::kAvx512) {
+    levels.push_back(internal::SimdLevel::kAvx512);
+  }
+  for (internal::SimdLevel level : levels) {
+    INFO("level " << static_cast<int>(level));
+    std::vector<float> got_cos(pairs), got_sin(pairs);
+    internal::BoxMuller(words.data(), pairs, 1.5f, got_cos.data(), got_sin.data(), false, level);
+    CHECK(std::memcmp(got_cos.data(), want_cos.data(), pairs * sizeof(float)) == 0);
+    CHECK(std::memcmp(got_sin.data(), want_sin.data(), pairs * sizeof(float)) == 0);
+    // Accumulating adds the same values.
+    std::vector<float> acc_cos(pairs, 2.0f), acc_sin(pairs, -1.0f);
+    internal::BoxMuller(words.data(), pairs, 1.5f, acc_cos.data(), acc_sin.data(), true, level);
+    for (size_t j = 0; j < pairs; ++j) {
+      REQUIRE(acc_cos[j] == 2.0f + want_cos[j]);
+      REQUIRE(acc_sin[j] == -1.0f + want_sin[j]);
+    }
+  }
+}
+
+TEST_CASE("The float32 transform matches Box-Muller in double precision", "[dp][crypto]") {
+  const size_t pairs = 100000;
+  std::vector<uint32_t> words(3 * pairs);
+  for (size_t i = 0; i < words.size(); ++i) {
+    words[i] = static_cast<uint32_t>((i + 1) * 0x9e3779b97f4a7c15ull >> 32);
+  }
+  for (size_t j = 0; j < 64; ++j) {  // u1 = 2^-63 at j = 0, about j 2^-31 after
+    words[j] = static_cast<uint32_t>(2 * j);
+    words[pairs + j] = 0;
+  }
+  words[2 * pairs] = 0;  // quadrant 0, angle -pi/4
+  std::vector<float> c(pairs), s(pairs);
+  internal::BoxMuller(words.data(), pairs, 1.0f, c.data(), s.data(), false,
+                      internal::BestSimdLevel());
+  double worst = 0;
+  float largest = 0;
+  for (size_t j = 0; j < pairs; ++j) {
+    // u1 as the transform rounds it to float32, then everything else in double.
+    const float u1 = static_cast<float>(static_cast<int32_t>(words[j] >> 1)) * 0x1p-31f +
+                     (static_cast<float>(static_cast<int32_t>(words[pairs + j] >> 1)) + 0.5f) *
+                         0x1p-62f;
+    const uint32_t a = words[2 * pairs + j];
+    const double steps = static_cast<double>(static_cast<int32_t>((a >> 8) & 0x3fffff) - 0x200000);
+    const double theta = (static_cast<double>(a >> 30) + steps / 4194304.0) * M_PI / 2;
+    const double radius = std::sqrt(-2.0 * std::log(static_cast<double>(u1)));
+    const double tolerance = 1e-6 * std::max(1.0, radius);
+    worst = std::max({worst, std::abs(c[j] - radius * std::cos(theta)) / tolerance,
+                      std::abs(s[j] - radius * std::sin(theta)) / tolerance});
+    largest = std::max({largest, std::fabs(c[j]), std::fabs(s[j])});
+  }
+  CHECK(worst < 1.0);
+  // u1 = 2^-63 at j = 0 (the largest radius, 9.34), at an angle of -pi/4.
+  CHECK(largest == Approx(std::sqrt(126 * std::log(2.0)) * std::sqrt(0.5)).epsilon(1e-5));
+}
+
+TEST_CASE("Gaussian values do not depend on the thread count or on how requests are cut",
+          "[dp][crypto]") {
+  const std::vector<size_t> sizes = {1, 2047, 2048, 2049, 300001, 1 << 18, 7};
+  auto run = [&](int threads) {
+    auto sampler = SecureSampler::FromSeedForTesting(99);
+    REQUIRE(sampler.ok());
+    (*sampler)->set_threads(threads);
+    std::vector<std::vector<float>> out;
+    for (size_t size : sizes) {
+      out.emplace_back(size);
+      REQUIRE((*sampler)->Gaussian(out.back().data(), size, 0.5).ok());
+      auto kept = (*sampler)->Subsample(1001, 0.5);  // the stream moves on between requests
+      REQUIRE(kept.ok());
+      out.emplace_back(kept->begin(), kept->end());
+    }
+    return out;
+  };
+  const auto one = run(1);
+  CHECK(run(2) == one);
+  CHECK(run(SecureSampler::kMaxThreads) == one);
+  // AddGaussian adds exactly the values Gaussian writes.
+  auto a = SecureSampler::FromSeedForTesting(4);
+  auto b = SecureSampler::FromSeedForTesting(4);
+  REQUIRE((a.ok() && b.ok()));
+  std::vector<float> noise(500001), base(500001);
+  for (size_t i = 0; i < base.size(); ++i) base[i] = static_cast<float>(i % 97) - 48.0f;
+  std::vector<float> sum = base;
+  REQUIRE((*a)->Gaussian(noise.data(), noise.size(), 2.0).ok());
+  REQUIRE((*b)->AddGaussian(sum.data(), sum.size(), 2.0).ok());
+  for (size_t i = 0; i < sum.size(); ++i) REQUIRE(sum[i] == base[i] + noise[i]);
+  CHECK((*a)->Gaussian(noise.data(), 1, -1.0).code() == absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace cohort::crypto
