@@ -260,7 +260,8 @@ int Main(int argc, char** argv) {
   }
   (*coordinator)->Shutdown();
   uint64_t bytes = 0;
-  for (auto& thread : threads) bytes += thread->client().bytes_sent();
+  // Per client: what a site that took part in every stage sent (the largest count).
+  for (auto& thread : threads) bytes = std::max(bytes, thread->client().bytes_sent());
   threads.clear();
   if (!record.has_value()) return fail(absl::DeadlineExceededError("the round did not end in 30 minutes"));
 
@@ -289,7 +290,7 @@ int Main(int argc, char** argv) {
                    "{\"mode\":\"%s\",\"clients\":%d,\"params\":%d,\"round_seconds\":%.3f,"
                    "\"bytes_per_client\":%d,\"survivors\":%d,\"committed\":%s%s}",
                    secure ? "secure" : "plain", clients, params, record->duration_s,
-                   clients > 0 ? bytes / clients : 0, record->participants.size(),
+                   bytes, record->participants.size(),
                    committed ? "true" : "false",
                    committed ? "" : absl::StrCat(",\"reason\":\"", record->reason, "\""))
             << std::endl;
