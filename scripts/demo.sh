@@ -94,11 +94,12 @@ for _ in $(seq 1 100); do
   kill -0 "$COORDINATOR" 2>/dev/null || break
   sleep 0.1
 done
-FAULT_SITE=${COHORT_DEMO_FAULT%%:*}
-FAULT_STAGE=${COHORT_DEMO_FAULT#*:}
+FAULT=${COHORT_DEMO_FAULT:-}
+FAULT_SITE=${FAULT%%:*}
+FAULT_STAGE=${FAULT#*:}
 for site in "${SITES[@]}"; do
   FAULT_ARGS=()
-  if [ -n "${COHORT_DEMO_FAULT:-}" ] && [ "$site" = "$FAULT_SITE" ]; then
+  if [ -n "$FAULT" ] && [ "$site" = "$FAULT_SITE" ]; then
     FAULT_ARGS=(--fault-kill-at "$FAULT_STAGE")
   fi
   "$BIN/cohort-client" --config "$DEMO/$site.yaml" "${FAULT_ARGS[@]}" \
@@ -133,7 +134,7 @@ for pid in "${PIDS[@]:1:${#SITES[@]}}"; do
   wait "$pid"
   CLIENT_STATUS=$?
   set -e
-  if [ -n "${COHORT_DEMO_FAULT:-}" ] && [ "$site" = "$FAULT_SITE" ]; then
+  if [ -n "$FAULT" ] && [ "$site" = "$FAULT_SITE" ]; then
     if [ "$CLIENT_STATUS" -ne 137 ]; then
       echo "demo: $site was to kill itself at stage $FAULT_STAGE but exited $CLIENT_STATUS" >&2
       exit 1
