@@ -605,16 +605,21 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
   if (total_weight == 0) return aborted(absl::InternalError("the secure sum has zero weight"));
   secagg::QuantizationParams params{static_cast<int>(config.bits()), config.clip_range(),
                                     static_cast<int>(config.modulus_bits())};
-  std::vector<double> scaled = secagg::DequantizeSum(
-      sum, 0, num_values, static_cast<int64_t>(survivors.size()), params);
   std::vector<float> model;
   {
     absl::MutexLock lock(&model_mu_);
     model = global_->values;
   }
   const double factor = static_cast<double>(config.weight_cap()) / static_cast<double>(total_weight);
-  for (size_t i = 0; i < num_values; ++i) {
-    model[i] = static_cast<float>(model[i] + scaled[i] * factor);
+  // Decoded in blocks, so decoding needs no model-sized float64 buffer.
+  constexpr size_t kDecodeBlock = 1 << 16;
+  for (size_t begin = 0; begin < num_values; begin += kDecodeBlock) {
+    const size_t count = std::min(kDecodeBlock, num_values - begin);
+    std::vector<double> scaled = secagg::DequantizeSum(
+        sum, begin, count, static_cast<int64_t>(survivors.size()), params);
+    for (size_t i = 0; i < count; ++i) {
+      model[begin + i] = static_cast<float>(model[begin + i] + scaled[i] * factor);
+    }
   }
   if (absl::Status s = tensor::CheckFinite(model.data(), model.size()); !s.ok()) {
     return aborted(absl::InternalError(absl::StrCat("the unmasked model is not finite: ", s.message())));
