@@ -27,6 +27,25 @@ std::string CheckpointName(uint64_t round) {
 
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
+using SecAggMessageMaker = std::function<absl::StatusOr<cohort::v1::SecAggServerMessage>(
+    secagg::SecAggServer&, const std::string&)>;
+
+// Builds a site's message for the next secure aggregation stage: the payload from `next`
+// (e.g. SecAggServer::PeerKeysFor) placed in the field `field` returns.
+template <typename Payload>
+SecAggMessageMaker StageMessage(
+    absl::StatusOr<Payload> (secagg::SecAggServer::*next)(const std::string&) const,
+    Payload* (cohort::v1::SecAggServerMessage::*field)()) {
+  return [next, field](secagg::SecAggServer& server,
+                       const std::string& site) -> absl::StatusOr<cohort::v1::SecAggServerMessage> {
+    absl::StatusOr<Payload> payload = (server.*next)(site);
+    if (!payload.ok()) return payload.status();
+    cohort::v1::SecAggServerMessage message;
+    *(message.*field)() = std::move(*payload);
+    return message;
+  };
+}
+
 // The model committed by round N is "model-N"; the initial model is "model-0".
 std::string ModelId(uint64_t round) { return absl::StrCat("model-", round); }
 
@@ -534,14 +553,8 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
     round.CloseTraining();
     return s;
   }
-  SendSecAggMessages(n, secure, [](Server& server, const std::string& site)
-                                    -> absl::StatusOr<cohort::v1::SecAggServerMessage> {
-    absl::StatusOr<cohort::v1::PeerKeys> keys = server.PeerKeysFor(site);
-    if (!keys.ok()) return keys.status();
-    cohort::v1::SecAggServerMessage message;
-    *message.mutable_peer_keys() = std::move(*keys);
-    return message;
-  });
+  SendSecAggMessages(n, secure,
+                     StageMessage(&Server::PeerKeysFor, &cohort::v1::SecAggServerMessage::mutable_peer_keys));
   spdlog::info("round={} stage=secagg keys advertised by {} sites", n,
                secure.Locked([](Server& s) { return s.Active().size(); }));
 
@@ -557,14 +570,8 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
     round.CloseTraining();
     return s;
   }
-  SendSecAggMessages(n, secure, [](Server& server, const std::string& site)
-                                    -> absl::StatusOr<cohort::v1::SecAggServerMessage> {
-    absl::StatusOr<cohort::v1::ShareDelivery> shares = server.SharesFor(site);
-    if (!shares.ok()) return shares.status();
-    cohort::v1::SecAggServerMessage message;
-    *message.mutable_shares() = std::move(*shares);
-    return message;
-  });
+  SendSecAggMessages(n, secure,
+                     StageMessage(&Server::SharesFor, &cohort::v1::SecAggServerMessage::mutable_shares));
 
   // Stage 2: masked inputs arrive as uploads and are added to the secure sum.
   wait(absl::Now() + stage_timeout, "masked-input");
@@ -575,14 +582,8 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
       !s.ok()) {
     return s;
   }
-  SendSecAggMessages(n, secure, [](Server& server, const std::string& site)
-                                    -> absl::StatusOr<cohort::v1::SecAggServerMessage> {
-    absl::StatusOr<cohort::v1::UnmaskRequest> request = server.UnmaskRequestFor(site);
-    if (!request.ok()) return request.status();
-    cohort::v1::SecAggServerMessage message;
-    *message.mutable_unmask() = std::move(*request);
-    return message;
-  });
+  SendSecAggMessages(n, secure,
+                     StageMessage(&Server::UnmaskRequestFor, &cohort::v1::SecAggServerMessage::mutable_unmask));
 
   // Stage 3: unmasking.
   wait(absl::Now() + stage_timeout, "unmask");

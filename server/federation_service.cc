@@ -255,6 +255,17 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
   }
   uint64_t bytes_received = 0;
   absl::Status status;
+  // A masked input arrives as words mod 2^32 or 2^64 and goes to the secure sum.
+  auto complete_masked = [&](auto words) {
+    constexpr int kBits = sizeof(typename decltype(words)::value_type) * 8;
+    secagg::ModVector masked(kBits, 0);
+    if constexpr (kBits == 32) {
+      masked.words32() = std::move(words);
+    } else {
+      masked.words64() = std::move(words);
+    }
+    return round->CompleteMaskedUpload(*site, announcement, masked);
+  };
   switch (header.masked_modulus_bits()) {
     case 0:
       status = ReceivePayload<float>(*context, *reader, header.num_values(), &bytes_received,
@@ -263,22 +274,12 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
                                      });
       break;
     case 32:
-      status = ReceivePayload<uint32_t>(
-          *context, *reader, header.num_values(), &bytes_received,
-          [&](std::vector<uint32_t> words) {
-            secagg::ModVector masked(32, 0);
-            masked.words32() = std::move(words);
-            return round->CompleteMaskedUpload(*site, announcement, masked);
-          });
+      status = ReceivePayload<uint32_t>(*context, *reader, header.num_values(), &bytes_received,
+                                        complete_masked);
       break;
     default:  // 64; BeginUpload refused any other modulus
-      status = ReceivePayload<uint64_t>(
-          *context, *reader, header.num_values(), &bytes_received,
-          [&](std::vector<uint64_t> words) {
-            secagg::ModVector masked(64, 0);
-            masked.words64() = std::move(words);
-            return round->CompleteMaskedUpload(*site, announcement, masked);
-          });
+      status = ReceivePayload<uint64_t>(*context, *reader, header.num_values(), &bytes_received,
+                                        complete_masked);
       break;
   }
   if (!status.ok()) round->AbandonUpload(*site);

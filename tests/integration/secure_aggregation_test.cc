@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
+#include "common/secagg/secagg_client.h"
 #include "common/secagg/secret.h"
+#include "common/util/files.h"
 #include "tests/integration/harness.h"
 
 namespace cohort::testing {
@@ -111,6 +113,82 @@ TEST_CASE("A secure round refuses updates in the clear and goes on without that 
     REQUIRE(model[i] == Approx(initial[i] + 0.5f).margin(2e-5));
   }
   rogue.Close();
+}
+
+TEST_CASE("A truncated masked upload from a site that then drops leaves the secure sum exact",
+          "[secagg_integration]") {
+  Federation fed({"site-a", "site-b", "site-c", "site-d"});
+  EnableSecureAggregation(fed);
+  fed.config().rounds.count = 1;
+  fed.Start();
+  const std::vector<float> initial = fed.coordinator().GlobalModel();
+  // site-d runs the real protocol by hand (state machine + raw stubs) up to its masked input.
+  ManualSite manual(fed.ChannelFor("site-d"));
+  REQUIRE(manual.Connect());
+  ClientRunner a(fed.ClientConfigFor("site-a"), Scripted(0.5f, 10));
+  ClientRunner b(fed.ClientConfigFor("site-b"), Scripted(0.25f, 30));
+  ClientRunner c(fed.ClientConfigFor("site-c"), Scripted(-0.5f, 20));
+  const config::ClientConfig files = fed.ClientConfigFor("site-d");
+  secagg::SiteCredentials credentials{"testfed", "site-d",
+                                      *ReadFileToString(files.tls.cert),
+                                      *ReadFileToString(files.tls.key),
+                                      *ReadFileToString(files.tls.ca)};
+  cohort::v1::CoordinatorMessage message;
+  REQUIRE(manual.Next(&message));
+  REQUIRE(message.has_train());
+  const cohort::v1::TrainTask task = message.train();
+  auto protocol = secagg::SecAggClient::Create(credentials, task.round(), task.secagg());
+  REQUIRE(protocol.ok());
+  cohort::v1::SiteMessage out;
+  out.mutable_secagg()->set_round(task.round());
+  *out.mutable_secagg()->mutable_advertise() = *(*protocol)->AdvertiseKeys();
+  REQUIRE(manual.Send(out));
+  REQUIRE(manual.Next(&message));
+  REQUIRE(message.secagg().has_peer_keys());
+  out.mutable_secagg()->clear_advertise();
+  *out.mutable_secagg()->mutable_share_keys() =
+      *(*protocol)->ShareKeys(message.secagg().peer_keys(), absl::Now());
+  REQUIRE(manual.Send(out));
+  REQUIRE(manual.Next(&message));
+  REQUIRE(message.secagg().has_shares());
+  secagg::ModVector input(32, task.secagg().vector_length());
+  input.Set(task.secagg().vector_length() - 1, 40);
+  auto masked = (*protocol)->MaskInput(message.secagg().shares(), std::move(input));
+  REQUIRE(masked.ok());
+  // Half of the masked input, then the stream ends: refused, nothing added.
+  {
+    grpc::ClientContext context;
+    cohort::v1::UploadReceipt receipt;
+    auto writer = manual.stub().UploadUpdate(&context, &receipt);
+    cohort::v1::UpdateChunk chunk;
+    auto* header = chunk.mutable_header();
+    header->set_round(task.round());
+    header->set_base_model_id(task.model().model_id());
+    header->set_num_values(task.secagg().vector_length());
+    header->set_weight(40);
+    header->set_masked_modulus_bits(32);
+    REQUIRE(writer->Write(chunk));
+    const std::string bytes = masked->ToBytes();
+    chunk.Clear();
+    chunk.mutable_data()->set_offset(0);
+    chunk.mutable_data()->set_data(bytes.substr(0, bytes.size() / 2 / 4 * 4));
+    REQUIRE(writer->Write(chunk));
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(absl::StrContains(status.error_message(), "truncated"));
+  }
+  manual.Close();  // site-d vanishes: its peers' shares remove the masks they shared with it
+
+  REQUIRE(fed.coordinator().Wait().ok());
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 1);
+  CHECK(rounds[0].participants == std::vector<std::string>{"site-a", "site-b", "site-c"});
+  // (10 * 0.5 + 30 * 0.25 - 20 * 0.5) / 60 = 0.041666...
+  const std::vector<float> model = fed.coordinator().GlobalModel();
+  for (size_t i = 0; i < model.size(); ++i) {
+    REQUIRE(model[i] == Approx(initial[i] + 2.5f / 60).margin(2e-5));
+  }
 }
 
 TEST_CASE("A site reporting tampering aborts the secure round with nothing unmasked",
