@@ -3,7 +3,10 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include <openssl/crypto.h>
+
 #include "common/crypto/pki.h"
+#include "common/crypto/sha256.h"
 #include "common/secagg/key_agreement.h"
 #include "common/secagg/signature.h"
 
@@ -29,12 +32,23 @@ std::string ScopeBytes(absl::string_view tag, const SessionScope& scope) {
 
 std::string AdvertisementSigningBytes(const SessionScope& scope, absl::string_view site_id,
                                       absl::string_view encryption_public_key,
-                                      absl::string_view masking_public_key) {
+                                      absl::string_view masking_public_key,
+                                      absl::string_view self_mask_commitment) {
   std::string out = ScopeBytes("cohort/secagg/v1/advertise-keys", scope);
   AppendField(&out, site_id);
   AppendField(&out, encryption_public_key);
   AppendField(&out, masking_public_key);
+  AppendField(&out, self_mask_commitment);
   return out;
+}
+
+std::string SelfMaskCommitment(const SecretBytes& seed) {
+  std::string input;
+  AppendField(&input, "cohort/secagg/v1/self-mask-commitment");
+  AppendField(&input, seed.view());
+  std::string digest = crypto::Sha256(input);
+  OPENSSL_cleanse(input.data(), input.size());
+  return digest;
 }
 
 std::string ShareAssociatedData(const SessionScope& scope, absl::string_view sender,
@@ -56,6 +70,9 @@ absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& ad, const SessionSc
   if (ad.encryption_public_key().size() != kX25519KeyBytes ||
       ad.masking_public_key().size() != kX25519KeyBytes) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": public keys must be 32 bytes"));
+  }
+  if (ad.self_mask_commitment().size() != 32) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": self-mask commitment must be 32 bytes"));
   }
   if (ad.encryption_public_key() == ad.masking_public_key()) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": its two public keys are equal"));
@@ -79,7 +96,7 @@ absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& ad, const SessionSc
   absl::Status signature = VerifyMessage(
       ad.certificate_pem(),
       AdvertisementSigningBytes(scope, expected_site, ad.encryption_public_key(),
-                                ad.masking_public_key()),
+                                ad.masking_public_key(), ad.self_mask_commitment()),
       ad.signature());
   if (!signature.ok()) {
     return absl::UnauthenticatedError(absl::StrCat(

@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "cohort/v1/secagg.pb.h"
+#include "common/secagg/secret.h"
 
 namespace cohort::secagg {
 
@@ -28,7 +29,12 @@ struct SessionScope {
 // every field, each length-prefixed (so no two field lists encode alike).
 std::string AdvertisementSigningBytes(const SessionScope& scope, absl::string_view site_id,
                                       absl::string_view encryption_public_key,
-                                      absl::string_view masking_public_key);
+                                      absl::string_view masking_public_key,
+                                      absl::string_view self_mask_commitment);
+
+// The commitment to a self-mask seed: SHA-256 of a domain tag and the seed (32 bytes). It
+// reveals nothing about a uniformly random 256-bit seed.
+std::string SelfMaskCommitment(const SecretBytes& seed);
 
 // Associated data of the AES-GCM encrypted shares from `sender` to `receiver`.
 std::string ShareAssociatedData(const SessionScope& scope, absl::string_view sender,
@@ -37,7 +43,7 @@ std::string ShareAssociatedData(const SessionScope& scope, absl::string_view sen
 // Checks a key advertisement as a peer (or the coordinator) must before using it:
 // the certificate chains to the federation CA and is valid at `now`, it names
 // `expected_site` (SPIFFE URI spiffe://<federation>/site/<id>, else CN when the certificate
-// has no URI), both keys are 32 bytes, and the signature over AdvertisementSigningBytes
+// has no URI), both keys and the self-mask commitment are 32 bytes, and the signature over AdvertisementSigningBytes
 // verifies with the certificate's key. Unauthenticated for a forged or swapped advertisement,
 // InvalidArgument for a malformed one; the message says which check failed.
 absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& advertisement,

@@ -136,15 +136,17 @@ absl::StatusOr<v1::KeyAdvertisement> SecAggClient::AdvertiseKeys() {
   if (!encryption.ok()) return Fail(encryption.status());
   absl::StatusOr<X25519KeyPair> masking = GenerateX25519KeyPair();
   if (!masking.ok()) return Fail(masking.status());
+  self_mask_seed_ = RandomSecret(32);
   v1::KeyAdvertisement ad;
   ad.set_site_id(credentials_.site_id);
   ad.set_encryption_public_key(encryption->public_key);
   ad.set_masking_public_key(masking->public_key);
+  ad.set_self_mask_commitment(SelfMaskCommitment(self_mask_seed_));
   ad.set_certificate_pem(credentials_.certificate_pem);
   absl::StatusOr<std::string> signature = SignMessage(
       credentials_.private_key_pem,
       AdvertisementSigningBytes(scope_, credentials_.site_id, encryption->public_key,
-                                masking->public_key));
+                                masking->public_key, ad.self_mask_commitment()));
   if (!signature.ok()) return Fail(signature.status());
   ad.set_signature(*signature);
   encryption_keys_ = std::move(*encryption);
@@ -167,7 +169,8 @@ absl::StatusOr<v1::ShareKeysResponse> SecAggClient::ShareKeys(const v1::PeerKeys
     if (index == my_index_) {
       // Our own advertisement echoed back must be exactly what we sent.
       if (ad.encryption_public_key() != encryption_keys_->public_key ||
-          ad.masking_public_key() != masking_keys_->public_key) {
+          ad.masking_public_key() != masking_keys_->public_key ||
+          ad.self_mask_commitment() != SelfMaskCommitment(self_mask_seed_)) {
         return Fail(absl::UnauthenticatedError(
             "the coordinator relayed a different key advertisement under this site's name"));
       }
@@ -200,8 +203,6 @@ absl::StatusOr<v1::ShareKeysResponse> SecAggClient::ShareKeys(const v1::PeerKeys
                      " neighbours advertised keys; ", threshold - 1, " are needed")));
   }
   peers_ = std::move(peers_seen);
-
-  self_mask_seed_ = RandomSecret(32);
   std::vector<uint32_t> xs;
   for (const auto& [site, peer] : peers_) xs.push_back(static_cast<uint32_t>(peer.index + 1));
   xs.push_back(static_cast<uint32_t>(my_index_ + 1));  // last: our own share

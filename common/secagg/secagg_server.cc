@@ -476,6 +476,10 @@ absl::Status SecAggServer::CloseUnmask() {
       return AbortWith(absl::StrCat("cannot reconstruct the self mask of '", config_.cohort(w),
                                     "': ", seed.status().message()));
     }
+    if (SelfMaskCommitment(*seed) != advertisements_.at(w).self_mask_commitment()) {
+      return AbortWith(absl::StrCat("the reconstructed self mask of '", config_.cohort(w),
+                                    "' does not match its commitment (corrupted shares)"));
+    }
     if (absl::Status s = ApplyMask(*seed, MaskSign::kSubtract, &*sum_); !s.ok()) {
       return AbortWith(std::string(s.message()));
     }

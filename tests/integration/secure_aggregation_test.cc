@@ -98,6 +98,7 @@ TEST_CASE("A secure round refuses updates in the clear and goes on without that 
   ad->set_site_id("site-d");
   ad->set_encryption_public_key(std::string(secagg::RandomSecret(32).view()));
   ad->set_masking_public_key(std::string(secagg::RandomSecret(32).view()));
+  ad->set_self_mask_commitment(std::string(secagg::RandomSecret(32).view()));
   ad->set_signature("not a signature");
   ad->set_certificate_pem("not a certificate");
   REQUIRE(rogue.Send(forged));
