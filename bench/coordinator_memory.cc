@@ -41,12 +41,22 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "bench/bench_support.h"
+#include "tools/sim/loopback.h"
 #include "common/state/state_store.h"
 #include "common/util/files.h"
 
 namespace cohort::bench {
 namespace {
+
+using sim::ClientThread;
+using sim::CollectSiteRoundTimes;
+using sim::LoopbackClientConfig;
+using sim::LoopbackPki;
+using sim::NoOpTrainer;
+using sim::PickFreeLoopbackPort;
+using sim::ScratchDir;
+using sim::SiteNames;
+using sim::SiteRoundTimes;
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
@@ -311,7 +321,7 @@ int Run(const Options& options) {
     return 1;
   }
   const std::vector<std::string> sites = SiteNames(options.clients);
-  absl::StatusOr<std::unique_ptr<BenchPki>> pki = BenchPki::Create(dir.File("pki"), "bench");
+  absl::StatusOr<std::unique_ptr<LoopbackPki>> pki = LoopbackPki::Create(dir.File("pki"), "bench");
   if (!pki.ok()) {
     std::cerr << "PKI: " << pki.status() << "\n";
     return 1;
@@ -392,7 +402,7 @@ int Run(const Options& options) {
   MemorySampler sampler((*child)->pid(), absl::Milliseconds(options.sample_ms));
   std::vector<std::unique_ptr<ClientThread>> clients;
   for (const std::string& site : sites) {
-    clients.push_back(std::make_unique<ClientThread>(BenchClientConfig(**pki, site, *port)));
+    clients.push_back(std::make_unique<ClientThread>(LoopbackClientConfig(**pki, site, *port)));
   }
   const absl::Time clients_started = absl::Now();
   while (!(*child)->TryReap()) {

@@ -29,7 +29,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "bench/bench_support.h"
+#include "tools/sim/loopback.h"
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "common/state/state_store.h"
 #include "common/tls/credentials.h"
@@ -37,6 +37,16 @@
 
 namespace cohort::bench {
 namespace {
+
+using sim::ClientThread;
+using sim::CollectSiteRoundTimes;
+using sim::LoopbackClientConfig;
+using sim::LoopbackPki;
+using sim::NoOpTrainer;
+using sim::PickFreeLoopbackPort;
+using sim::ScratchDir;
+using sim::SiteNames;
+using sim::SiteRoundTimes;
 
 constexpr size_t kChunkBytes = 1 << 20;
 
@@ -116,7 +126,7 @@ struct BaselineResult {
 
 // Streams `total_bytes` once through one mutual-TLS stream, `repeats` times (after a small
 // warm-up call that also completes the TLS handshake), and returns the median time.
-absl::StatusOr<BaselineResult> RunBaseline(const BenchPki& pki, const std::string& site,
+absl::StatusOr<BaselineResult> RunBaseline(const LoopbackPki& pki, const std::string& site,
                                            uint64_t total_bytes, int repeats) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials =
       tls::MakeServerCredentials(pki.coordinator_files());
@@ -190,7 +200,7 @@ struct FederationResult {
 };
 
 absl::StatusOr<FederationResult> RunFederation(const Options& options, int num_clients,
-                                               const ScratchDir& dir, const BenchPki& pki) {
+                                               const ScratchDir& dir, const LoopbackPki& pki) {
   const std::vector<std::string> sites = SiteNames(num_clients);
   config::CoordinatorConfig config;
   config.federation = "bench";
@@ -220,7 +230,7 @@ absl::StatusOr<FederationResult> RunFederation(const Options& options, int num_c
   std::vector<std::unique_ptr<ClientThread>> clients;
   clients.reserve(sites.size());
   for (const std::string& site : sites) {
-    clients.push_back(std::make_unique<ClientThread>(BenchClientConfig(pki, site, port)));
+    clients.push_back(std::make_unique<ClientThread>(LoopbackClientConfig(pki, site, port)));
   }
 
   // Watchdog: a stalled federation is stopped instead of hanging the benchmark.
@@ -352,7 +362,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   int max_clients = *std::max_element(options.clients.begin(), options.clients.end());
-  absl::StatusOr<std::unique_ptr<BenchPki>> pki = BenchPki::Create(dir.File("pki"), "bench");
+  absl::StatusOr<std::unique_ptr<LoopbackPki>> pki = LoopbackPki::Create(dir.File("pki"), "bench");
   if (!pki.ok()) {
     std::cerr << "PKI: " << pki.status() << "\n";
     return 1;

@@ -1,6 +1,7 @@
 // cohort-client: the site daemon. Trains the federation's model on local data and sends back
 // only the update, over an outbound mutual-TLS connection.
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <random>
@@ -20,6 +21,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("cohort-client ") + COHORT_VERSION);
   app.add_option("--config", config_path, "Client YAML file")->required();
   app.add_flag("--check-config", check_config, "Validate the config (and load the data) and exit");
+  std::string kill_at;
+  app.add_option("--fault-kill-at", kill_at,
+                 "Fault injection for tests: the process kills itself (SIGKILL) when it reaches "
+                 "this secure aggregation stage: advertise, share, masked or unmask");
   CLI11_PARSE(app, argc, argv);
 
   // Before any thread starts (LibTorch's pool included): SIGINT/SIGTERM stop the client.
@@ -56,6 +61,18 @@ int main(int argc, char** argv) {
   cohort::InitLogging(config->site, config->logging.json,
                       spdlog::level::from_str(config->logging.level));
   cohort::client::SiteClient client(*config, std::move(*trainer));
+  if (!kill_at.empty()) {
+    absl::StatusOr<cohort::client::SiteClient::SecAggStage> stage =
+        cohort::client::SiteClient::ParseSecAggStage(kill_at);
+    if (!stage.ok()) {
+      std::cerr << "cohort-client: --fault-kill-at: " << stage.status().message() << "\n";
+      return 2;
+    }
+    client.SetVanishAt(*stage, [] {
+      spdlog::default_logger()->flush();
+      std::raise(SIGKILL);
+    });
+  }
   running = &client;
   absl::Status status = client.Run();
   running = nullptr;

@@ -6,7 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sha256.h"
 #include "common/tensor/chunk_reassembler.h"
+#include "absl/strings/match.h"
+#include "common/crypto/pki.h"
+#include "common/secagg/quantizer.h"
+#include "common/secagg/secret.h"
 #include "common/tls/credentials.h"
+#include "common/util/files.h"
 #include "common/util/log.h"
 
 namespace cohort::client {
@@ -154,17 +159,33 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
     return SessionEnd::kLost;
   }
   ++sessions_opened_;
+  welcome_federation_ = message.welcome().federation();
   spdlog::info("site={} stage=connect session open: coordinator sees site '{}' in federation '{}'",
                config_.site, message.welcome().site_id(), message.welcome().federation());
 
   SessionEnd end = SessionEnd::kLost;
   while (stream->Read(&message)) {
-    if (message.has_train()) {
+    if (message.has_secagg()) {
+      const auto& secagg = message.secagg();
+      absl::Status status = HandleSecAgg(*stub, *stream, secagg);
+      if (!status.ok()) {
+        spdlog::warn("site={} round={} stage=secagg left secure aggregation: {}", config_.site,
+                     secagg.round(), status.message());
+        cohort::v1::SiteMessage abort;
+        abort.mutable_secagg()->set_round(secagg.round());
+        abort.mutable_secagg()->mutable_abort()->set_reason(std::string(status.message()));
+        abort.mutable_secagg()->mutable_abort()->set_tampering_detected(
+            status.code() == absl::StatusCode::kUnauthenticated);
+        stream->Write(abort);
+        secure_round_.reset();
+      }
+    } else if (message.has_train()) {
       const auto& task = message.train();
       spdlog::info("site={} round={} stage=train task received", config_.site, task.round());
-      absl::Status status = HandleTrain(*stub, task);
+      absl::Status status = HandleTrain(*stub, *stream, task);
       if (status.ok()) {
-        ++tasks_completed_;
+        // A secure round counts as done once the site answered its unmask request.
+        if (!task.has_secagg()) ++tasks_completed_;
       } else {
         spdlog::warn("site={} round={} stage=train failed: {}", config_.site, task.round(),
                      status.message());
@@ -242,10 +263,19 @@ absl::StatusOr<std::vector<float>> SiteClient::Download(cohort::v1::Federation::
   return values;
 }
 
-absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub,
+absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub, SessionStream& stream,
                                      const cohort::v1::TrainTask& task) {
+  secure_round_.reset();  // a new task ends whatever secure round was under way
   absl::StatusOr<tensor::ParameterLayout> layout = LayoutFromProto(task.model());
   if (!layout.ok()) return layout.status();
+  if (task.has_secagg()) {
+    // Refuse a weak or malformed secure aggregation before spending effort on training.
+    absl::StatusOr<secagg::QuantizationParams> params = secagg::ValidateSecAggConfig(task.secagg());
+    if (!params.ok()) return params.status();
+    if (task.secagg().vector_length() != static_cast<uint64_t>(layout->TotalValues()) + 1) {
+      return absl::InvalidArgumentError("secure aggregation vector length does not fit the model");
+    }
+  }
   config::ModelSpec spec = SpecFromProto(task.model().spec());
   if (absl::Status s = trainer_->CheckModel(spec, *layout); !s.ok()) return s;
   const DpRoundPlan plan = PlanDpRound(static_cast<int64_t>(trainer_->train_examples()),
@@ -305,11 +335,164 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub,
     spdlog::info("site={} round={} stage=train privacy: epsilon {:.4f} of {} after this round",
                  config_.site, task.round(), *after, config_.privacy.max_epsilon);
   }
-  return Upload(stub, task, *result);
+  if (task.has_secagg()) return StartSecureRound(stream, task, *result);
+  return Upload(stub, task, *result, tensor::AsBytes(result->delta), sizeof(float),
+                /*masked_modulus_bits=*/0);
+}
+
+absl::StatusOr<SiteClient::SecAggStage> SiteClient::ParseSecAggStage(absl::string_view name) {
+  if (name == "advertise") return SecAggStage::kAdvertise;
+  if (name == "share") return SecAggStage::kShareKeys;
+  if (name == "masked") return SecAggStage::kMaskedInput;
+  if (name == "unmask") return SecAggStage::kUnmask;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown secure aggregation stage '", name, "' (advertise, share, masked or unmask)"));
+}
+
+void SiteClient::SetVanishAt(SecAggStage stage, std::function<void()> vanish) {
+  vanish_stage_ = stage;
+  vanish_ = std::move(vanish);
+}
+
+void SiteClient::SetInputObserver(
+    std::function<void(uint64_t, const secagg::ModVector&)> observer) {
+  input_observer_ = std::move(observer);
+}
+
+bool SiteClient::VanishesAt(SecAggStage stage) {
+  if (!vanish_stage_.has_value() || *vanish_stage_ != stage) return false;
+  spdlog::warn("site={} stage=secagg fault injection: vanishing now", config_.site);
+  secure_round_.reset();
+  if (vanish_) vanish_();
+  return true;
+}
+
+absl::Status SiteClient::StartSecureRound(SessionStream& stream, const cohort::v1::TrainTask& task,
+                                          const TrainResult& result) {
+  const cohort::v1::SecAggConfig& config = task.secagg();
+  absl::StatusOr<secagg::QuantizationParams> params = secagg::ValidateSecAggConfig(config);
+  if (!params.ok()) return params.status();
+  // FedAvg under secure aggregation: the site sends (w / cap) * delta and w, where w is its
+  // example count capped at the round's weight cap; the coordinator learns only the sums.
+  const uint64_t weight = std::clamp<uint64_t>(result.examples, 1, config.weight_cap());
+  const float scale = static_cast<float>(static_cast<double>(weight) / config.weight_cap());
+  std::vector<float> scaled(result.delta.size());
+  for (size_t i = 0; i < scaled.size(); ++i) scaled[i] = result.delta[i] * scale;
+  auto round = std::make_unique<SecureRound>();
+  round->input.emplace(params->modulus_bits, config.vector_length());
+  if (absl::Status s = secagg::Quantize(scaled, *params, secagg::RandomSecret(32),
+                                        &*round->input, 0);
+      !s.ok()) {
+    return s;
+  }
+  round->input->Set(result.delta.size(), weight);
+  if (input_observer_) input_observer_(task.round(), *round->input);
+
+  secagg::SiteCredentials credentials;
+  credentials.site_id = config_.site;
+  for (auto [path, pem] : {std::pair{&config_.tls.cert, &credentials.certificate_pem},
+                           std::pair{&config_.tls.key, &credentials.private_key_pem},
+                           std::pair{&config_.tls.ca, &credentials.ca_pem}}) {
+    absl::StatusOr<std::string> text = ReadFileToString(*path);
+    if (!text.ok()) return text.status();
+    *pem = std::move(*text);
+  }
+  // The federation every signature is bound to comes from the site's own certificate
+  // (spiffe://<federation>/site/<id>), not from the coordinator; a CN-only certificate
+  // falls back to the federation named in Welcome.
+  absl::StatusOr<crypto::CertificateInfo> own = crypto::InspectCertificate(credentials.certificate_pem);
+  if (!own.ok()) return own.status();
+  credentials.federation = welcome_federation_;
+  const std::string suffix = absl::StrCat("/site/", config_.site);
+  for (const std::string& uri : own->uris) {
+    if (absl::StartsWith(uri, "spiffe://") && absl::EndsWith(uri, suffix)) {
+      credentials.federation = uri.substr(9, uri.size() - 9 - suffix.size());
+    }
+  }
+  absl::StatusOr<std::unique_ptr<secagg::SecAggClient>> protocol =
+      secagg::SecAggClient::Create(std::move(credentials), task.round(), config);
+  if (!protocol.ok()) return protocol.status();
+  if (VanishesAt(SecAggStage::kAdvertise)) return absl::OkStatus();
+  absl::StatusOr<cohort::v1::KeyAdvertisement> ad = (*protocol)->AdvertiseKeys();
+  if (!ad.ok()) return ad.status();
+  round->task = task;
+  round->metrics = result;
+  round->metrics.delta.clear();
+  round->protocol = std::move(*protocol);
+  secure_round_ = std::move(round);
+  cohort::v1::SiteMessage message;
+  message.mutable_secagg()->set_round(task.round());
+  *message.mutable_secagg()->mutable_advertise() = std::move(*ad);
+  bytes_sent_ += message.ByteSizeLong();
+  if (!stream.Write(message)) return absl::UnavailableError("session lost while advertising keys");
+  spdlog::info("site={} round={} stage=secagg advertised keys (k={} t={})", config_.site,
+               task.round(), config.degree(), config.threshold());
+  return absl::OkStatus();
+}
+
+absl::Status SiteClient::HandleSecAgg(cohort::v1::Federation::Stub& stub, SessionStream& stream,
+                                      const cohort::v1::SecAggServerMessage& message) {
+  if (secure_round_ == nullptr || secure_round_->task.round() != message.round()) {
+    spdlog::warn("site={} round={} stage=secagg ignored: no secure round under way",
+                 config_.site, message.round());
+    return absl::OkStatus();
+  }
+  SecureRound& round = *secure_round_;
+  cohort::v1::SiteMessage reply;
+  reply.mutable_secagg()->set_round(message.round());
+  switch (message.kind_case()) {
+    case cohort::v1::SecAggServerMessage::kPeerKeys: {
+      if (VanishesAt(SecAggStage::kShareKeys)) return absl::OkStatus();
+      absl::StatusOr<cohort::v1::ShareKeysResponse> shares =
+          round.protocol->ShareKeys(message.peer_keys(), absl::Now());
+      if (!shares.ok()) return shares.status();
+      *reply.mutable_secagg()->mutable_share_keys() = std::move(*shares);
+      spdlog::info("site={} round={} stage=secagg verified {} neighbours' keys, shares sent",
+                   config_.site, message.round(), message.peer_keys().advertisements_size());
+      break;
+    }
+    case cohort::v1::SecAggServerMessage::kShares: {
+      if (VanishesAt(SecAggStage::kMaskedInput)) return absl::OkStatus();
+      if (!round.input.has_value()) {
+        return absl::FailedPreconditionError("masked input already sent");
+      }
+      absl::StatusOr<secagg::ModVector> masked =
+          round.protocol->MaskInput(message.shares(), std::move(*round.input));
+      round.input.reset();
+      if (!masked.ok()) return masked.status();
+      const std::string bytes = masked->ToBytes();
+      return Upload(stub, round.task, round.metrics, bytes, masked->modulus_bits() / 8,
+                    static_cast<uint32_t>(masked->modulus_bits()));
+    }
+    case cohort::v1::SecAggServerMessage::kUnmask: {
+      if (VanishesAt(SecAggStage::kUnmask)) return absl::OkStatus();
+      absl::StatusOr<cohort::v1::UnmaskResponse> response =
+          round.protocol->Unmask(message.unmask());
+      if (!response.ok()) return response.status();
+      *reply.mutable_secagg()->mutable_unmask() = std::move(*response);
+      secure_round_.reset();
+      ++tasks_completed_;
+      spdlog::info("site={} round={} stage=secagg unmask shares sent", config_.site,
+                   message.round());
+      break;
+    }
+    case cohort::v1::SecAggServerMessage::kAbort:
+      spdlog::warn("site={} round={} stage=secagg coordinator aborted: {}", config_.site,
+                   message.round(), message.abort().reason());
+      secure_round_.reset();
+      return absl::OkStatus();
+    case cohort::v1::SecAggServerMessage::KIND_NOT_SET:
+      return absl::InvalidArgumentError("an empty secure aggregation message");
+  }
+  bytes_sent_ += reply.ByteSizeLong();
+  if (!stream.Write(reply)) return absl::UnavailableError("session lost");
+  return absl::OkStatus();
 }
 
 absl::Status SiteClient::Upload(cohort::v1::Federation::Stub& stub,
-                                const cohort::v1::TrainTask& task, const TrainResult& result) {
+                                const cohort::v1::TrainTask& task, const TrainResult& result,
+                                absl::string_view bytes, size_t value_bytes,
+                                uint32_t masked_modulus_bits) {
   grpc::ClientContext context;
   context.set_deadline(Deadline(task.deadline_unix_ms()));
   TransferScope transfer(this, &context);
@@ -319,26 +502,28 @@ absl::Status SiteClient::Upload(cohort::v1::Federation::Stub& stub,
   auto* header = message.mutable_header();
   header->set_round(task.round());
   header->set_base_model_id(task.model().model_id());
-  header->set_num_values(result.delta.size());
+  header->set_num_values(bytes.size() / value_bytes);
+  header->set_masked_modulus_bits(masked_modulus_bits);
   header->set_weight(static_cast<double>(result.examples));
   header->mutable_metrics()->set_train_loss(result.train_loss);
   header->mutable_metrics()->set_train_examples(result.examples);
   header->mutable_metrics()->set_train_seconds(result.seconds);
   header->mutable_metrics()->set_dp_steps(static_cast<uint64_t>(result.dp_steps));
   header->mutable_metrics()->set_dp_sample_rate(result.dp_sample_rate);
+  bytes_sent_ += message.ByteSizeLong();
   bool ok = writer->Write(message);
-  absl::string_view bytes = tensor::AsBytes(result.delta);
-  // 1 MiB chunks, or smaller when the coordinator says so (kept a whole number of floats).
+  // 1 MiB chunks, or smaller when the coordinator says so (kept a whole number of values).
   size_t chunk_bytes = kUploadChunkBytes;
   if (task.max_upload_chunk_bytes() > 0) {
     chunk_bytes = std::min<size_t>(chunk_bytes, task.max_upload_chunk_bytes());
   }
-  chunk_bytes = std::max<size_t>(sizeof(float), chunk_bytes - chunk_bytes % sizeof(float));
+  chunk_bytes = std::max<size_t>(value_bytes, chunk_bytes - chunk_bytes % value_bytes);
   for (size_t offset = 0; ok && offset < bytes.size(); offset += chunk_bytes) {
     message.Clear();
     message.mutable_data()->set_offset(offset);
     message.mutable_data()->set_data(bytes.data() + offset,
                                      std::min(chunk_bytes, bytes.size() - offset));
+    bytes_sent_ += message.ByteSizeLong();
     ok = writer->Write(message);
   }
   if (ok) writer->WritesDone();

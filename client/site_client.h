@@ -2,7 +2,9 @@
 #define COHORT_CLIENT_SITE_CLIENT_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -14,6 +16,8 @@
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "common/config/client_config.h"
 #include "common/dp/ledger.h"
+#include "common/secagg/mod_vector.h"
+#include "common/secagg/secagg_client.h"
 
 namespace cohort::client {
 
@@ -25,6 +29,17 @@ class SiteClient {
  public:
   SiteClient(config::ClientConfig config, std::unique_ptr<Trainer> trainer);
 
+  // The stages of secure aggregation at which a site can be made to vanish (fault injection
+  // for tests and cohort-sim).
+  enum class SecAggStage { kAdvertise, kShareKeys, kMaskedInput, kUnmask };
+  // Parses "advertise", "share", "masked" or "unmask".
+  static absl::StatusOr<SecAggStage> ParseSecAggStage(absl::string_view name);
+  // Fault injection: on reaching `stage` of a secure round, call `vanish` and send nothing
+  // more for that round (`vanish` may Stop() the client or kill the process).
+  void SetVanishAt(SecAggStage stage, std::function<void()> vanish);
+  // Observes each quantized input before it is masked (cohort-sim --dump): round, words.
+  void SetInputObserver(std::function<void(uint64_t, const secagg::ModVector&)> observer);
+
   // Runs until the coordinator reports the federation done (OK) or Stop() (Cancelled).
   absl::Status Run();
   // Ends Run() from another thread.
@@ -33,21 +48,49 @@ class SiteClient {
   // Counters for tests and the log.
   int tasks_completed() const { return tasks_completed_; }
   int sessions_opened() const { return sessions_opened_; }
+  // Bytes of updates (chunk streams) and secure aggregation messages this site sent.
+  uint64_t bytes_sent() const { return bytes_sent_; }
   // The site's total epsilon per its ledger (0 without a privacy policy).
   double spent_epsilon() const { return spent_epsilon_; }
 
  private:
+  using SessionStream =
+      grpc::ClientReaderWriter<cohort::v1::SiteMessage, cohort::v1::CoordinatorMessage>;
   enum class SessionEnd { kDone, kLost };
   // One connection: Hello, then tasks until the stream ends.
   SessionEnd RunSession(std::string* why);
-  absl::Status HandleTrain(cohort::v1::Federation::Stub& stub, const cohort::v1::TrainTask& task);
+  absl::Status HandleTrain(cohort::v1::Federation::Stub& stub, SessionStream& stream,
+                           const cohort::v1::TrainTask& task);
+  // Secure aggregation: quantizes the trained update and advertises fresh keys.
+  absl::Status StartSecureRound(SessionStream& stream, const cohort::v1::TrainTask& task,
+                                const TrainResult& result);
+  // One coordinator message of the secure round under way.
+  absl::Status HandleSecAgg(cohort::v1::Federation::Stub& stub, SessionStream& stream,
+                            const cohort::v1::SecAggServerMessage& message);
+  // True (and the vanish hook called) when fault injection ends the site at `stage`.
+  bool VanishesAt(SecAggStage stage);
   absl::StatusOr<EvalResult> HandleEvaluate(cohort::v1::Federation::Stub& stub,
                                             const cohort::v1::EvaluateTask& task);
   absl::StatusOr<std::vector<float>> Download(cohort::v1::Federation::Stub& stub, uint64_t round,
                                               const cohort::v1::ModelRef& ref,
                                               int64_t deadline_unix_ms);
   absl::Status Upload(cohort::v1::Federation::Stub& stub, const cohort::v1::TrainTask& task,
-                      const TrainResult& result);
+                      const TrainResult& result, absl::string_view payload,
+                      size_t value_bytes, uint32_t masked_modulus_bits);
+
+  // The secure round under way (session thread only): the task, its metrics, the quantized
+  // input awaiting its masks, and the protocol state.
+  struct SecureRound {
+    cohort::v1::TrainTask task;
+    TrainResult metrics;  // delta emptied
+    std::optional<secagg::ModVector> input;
+    std::unique_ptr<secagg::SecAggClient> protocol;
+  };
+  std::unique_ptr<SecureRound> secure_round_;
+  std::string welcome_federation_;
+  std::optional<SecAggStage> vanish_stage_;
+  std::function<void()> vanish_;
+  std::function<void(uint64_t, const secagg::ModVector&)> input_observer_;
 
   const config::ClientConfig config_;
   std::unique_ptr<Trainer> trainer_;
@@ -65,6 +108,7 @@ class SiteClient {
   std::atomic<int> tasks_completed_{0};
   std::atomic<double> spent_epsilon_{0};
   std::atomic<int> sessions_opened_{0};
+  std::atomic<uint64_t> bytes_sent_{0};
 };
 
 }  // namespace cohort::client

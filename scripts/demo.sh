@@ -12,7 +12,9 @@
 # ledger, and the history shows each site's epsilon.
 #
 # Environment: COHORT_BUILD_DIR (default build), COHORT_DEMO_DIR (default $BUILD/demo),
-# COHORT_DEMO_PORT (default 50051).
+# COHORT_DEMO_PORT (default 50051), COHORT_DEMO_FAULT=SITE:STAGE (fault injection for tests:
+# that site's client kills itself at that secure aggregation stage: advertise, share, masked
+# or unmask; the demo then expects it to die and the rounds to go on without it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --dp) DP=1; CONFIGS=$ROOT/configs/demo-dp; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -92,8 +94,16 @@ for _ in $(seq 1 100); do
   kill -0 "$COORDINATOR" 2>/dev/null || break
   sleep 0.1
 done
+FAULT=${COHORT_DEMO_FAULT:-}
+FAULT_SITE=${FAULT%%:*}
+FAULT_STAGE=${FAULT#*:}
 for site in "${SITES[@]}"; do
-  "$BIN/cohort-client" --config "$DEMO/$site.yaml" >"$DEMO/logs/$site.log" 2>&1 &
+  FAULT_ARGS=()
+  if [ -n "$FAULT" ] && [ "$site" = "$FAULT_SITE" ]; then
+    FAULT_ARGS=(--fault-kill-at "$FAULT_STAGE")
+  fi
+  "$BIN/cohort-client" --config "$DEMO/$site.yaml" "${FAULT_ARGS[@]}" \
+    >"$DEMO/logs/$site.log" 2>&1 &
   PIDS+=("$!")
 done
 echo "== coordinator pid $COORDINATOR on 127.0.0.1:$PORT, logs in $DEMO/logs"
@@ -116,8 +126,20 @@ if [ "$COORDINATOR_STATUS" -ne 0 ]; then
   exit 1
 fi
 wait "$FOLLOWER" 2>/dev/null || true
+i=0
 for pid in "${PIDS[@]:1:${#SITES[@]}}"; do
-  if ! wait "$pid"; then
+  site=${SITES[$i]}
+  i=$((i + 1))
+  set +e
+  wait "$pid"
+  CLIENT_STATUS=$?
+  set -e
+  if [ -n "$FAULT" ] && [ "$site" = "$FAULT_SITE" ]; then
+    if [ "$CLIENT_STATUS" -ne 137 ]; then
+      echo "demo: $site was to kill itself at stage $FAULT_STAGE but exited $CLIENT_STATUS" >&2
+      exit 1
+    fi
+  elif [ "$CLIENT_STATUS" -ne 0 ]; then
     echo "demo: a client exited with an error; see $DEMO/logs" >&2
     exit 1
   fi

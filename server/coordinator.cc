@@ -9,6 +9,9 @@
 #include "common/dp/ledger.h"
 #include "common/model/checkpoint.h"
 #include "common/model/models.h"
+#include "common/secagg/neighborhood.h"
+#include "common/secagg/quantizer.h"
+#include "common/secagg/secret.h"
 #include "common/tls/credentials.h"
 #include "common/util/files.h"
 #include "common/util/log.h"
@@ -23,6 +26,25 @@ std::string CheckpointName(uint64_t round) {
 }
 
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+using SecAggMessageMaker = std::function<absl::StatusOr<cohort::v1::SecAggServerMessage>(
+    secagg::SecAggServer&, const std::string&)>;
+
+// Builds a site's message for the next secure aggregation stage: the payload from `next`
+// (e.g. SecAggServer::PeerKeysFor) placed in the field `field` returns.
+template <typename Payload>
+SecAggMessageMaker StageMessage(
+    absl::StatusOr<Payload> (secagg::SecAggServer::*next)(const std::string&) const,
+    Payload* (cohort::v1::SecAggServerMessage::*field)()) {
+  return [next, field](secagg::SecAggServer& server,
+                       const std::string& site) -> absl::StatusOr<cohort::v1::SecAggServerMessage> {
+    absl::StatusOr<Payload> payload = (server.*next)(site);
+    if (!payload.ok()) return payload.status();
+    cohort::v1::SecAggServerMessage message;
+    *(message.*field)() = std::move(*payload);
+    return message;
+  };
+}
 
 // The model committed by round N is "model-N"; the initial model is "model-0".
 std::string ModelId(uint64_t round) { return absl::StrCat("model-", round); }
@@ -257,10 +279,28 @@ bool Coordinator::RunRound(uint64_t round_number) {
     absl::MutexLock lock(&model_mu_);
     global = global_;
   }
-  auto round = std::make_shared<Round>(round_number, participants, global);
+  std::shared_ptr<SecureAggregation> secure;
+  cohort::v1::SecAggConfig secagg_config;
+  if (config_.aggregation.secure.enabled) {
+    absl::StatusOr<std::shared_ptr<SecureAggregation>> started_secure =
+        StartSecureAggregation(round_number, participants, &secagg_config);
+    if (!started_secure.ok()) {
+      const std::string reason = absl::StrCat("secure aggregation cannot start: ",
+                                              started_secure.status().message());
+      absl::Status s = store_->AbortRound(round_number, absl::Now() - started, reason);
+      if (!s.ok()) spdlog::error("round={} cannot record abort: {}", round_number, s.message());
+      spdlog::warn("round={} stage=abort {}", round_number, reason);
+      return false;
+    }
+    secure = std::move(*started_secure);
+  }
+  auto round = std::make_shared<Round>(round_number, participants, global, secure);
   board_.Publish(round);
-  spdlog::info("round={} stage=configure participants={} model={}", round_number,
-               absl::StrJoin(participants, ","), global->id);
+  spdlog::info("round={} stage=configure participants={} model={} secure_aggregation={}",
+               round_number, absl::StrJoin(participants, ","), global->id,
+               secure ? absl::StrFormat("k=%d t=%d", secagg_config.degree(),
+                                        secagg_config.threshold())
+                      : "off");
 
   // TRAIN
   const absl::Time train_deadline = absl::Now() + config_.rounds.stage_timeout;
@@ -278,13 +318,29 @@ bool Coordinator::RunRound(uint64_t round_number) {
   }
   task->set_deadline_unix_ms(UnixMillis(train_deadline));
   task->set_max_upload_chunk_bytes(static_cast<uint64_t>(config_.limits.max_chunk_bytes));
+  if (secure) *task->mutable_secagg() = secagg_config;
   std::vector<std::string> unreachable;
   Broadcast(train, participants, &unreachable);
   for (const std::string& site : unreachable) round->ReportFailure(site, "session lost");
-  if (!round->WaitForUploads(train_deadline) && !stopping_) {
-    spdlog::warn("round={} stage=train deadline passed before every site uploaded", round_number);
+  std::vector<std::string> contributors;
+  std::string secure_failure;
+  std::vector<float> secure_model;
+  if (secure) {
+    // Training ends with each site's key advertisement; then the three secure stages.
+    absl::StatusOr<std::vector<float>> model =
+        RunSecureStages(*round, *secure, train_deadline, &contributors);
+    if (model.ok()) {
+      secure_model = std::move(*model);
+    } else {
+      secure_failure = std::string(model.status().message());
+    }
+  } else {
+    if (!round->WaitForUploads(train_deadline) && !stopping_) {
+      spdlog::warn("round={} stage=train deadline passed before every site uploaded",
+                   round_number);
+    }
+    contributors = round->CloseTraining();
   }
-  std::vector<std::string> contributors = round->CloseTraining();
   std::vector<std::string> dropped;
   for (const std::string& site : participants) {
     if (std::find(contributors.begin(), contributors.end(), site) == contributors.end()) {
@@ -292,7 +348,13 @@ bool Coordinator::RunRound(uint64_t round_number) {
     }
   }
   std::map<std::string, std::string> drop_reasons;
-  const std::map<std::string, std::string> failures = round->failures();
+  std::map<std::string, std::string> failures = round->failures();
+  if (secure) {
+    for (const auto& [site, reason] :
+         secure->Locked([](secagg::SecAggServer& s) { return s.drop_reasons(); })) {
+      failures.emplace(site, reason);
+    }
+  }
   for (const std::string& site : dropped) {
     auto it = failures.find(site);
     drop_reasons[site] = it == failures.end() ? "no update before the deadline" : it->second;
@@ -308,23 +370,30 @@ bool Coordinator::RunRound(uint64_t round_number) {
     return false;
   };
   if (stopping_) return abort("coordinator shutting down");
+  if (!secure_failure.empty()) return abort(secure_failure);
   if (contributors.size() < static_cast<size_t>(config_.rounds.min_clients)) {
     return abort(absl::StrCat("only ", contributors.size(), " of ", config_.rounds.min_clients,
                               " required updates arrived"));
   }
 
-  // AGGREGATE
-  std::shared_ptr<const ModelBlob> candidate =
-      ModelBlob::Make(ModelId(round_number), round->TakeAggregatedModel());
+  // AGGREGATE (a secure round's model was unmasked above)
+  std::shared_ptr<const ModelBlob> candidate = ModelBlob::Make(
+      ModelId(round_number), secure ? std::move(secure_model) : round->TakeAggregatedModel());
 
-  // EVALUATE: every contributor scores the candidate on its held-out split.
-  round->StartEvaluation(candidate, contributors);
+  // EVALUATE: every contributor still connected scores the candidate on its held-out split.
+  std::vector<std::string> evaluators;
+  for (const std::string& site : contributors) {
+    if (sessions_.Find(site) != nullptr) evaluators.push_back(site);
+  }
+  round->StartEvaluation(candidate, evaluators);
   const absl::Time eval_deadline = absl::Now() + config_.rounds.stage_timeout;
   cohort::v1::CoordinatorMessage evaluate;
   evaluate.mutable_evaluate()->set_round(round_number);
   *evaluate.mutable_evaluate()->mutable_model() = MakeModelRef(*candidate);
   evaluate.mutable_evaluate()->set_deadline_unix_ms(UnixMillis(eval_deadline));
-  Broadcast(evaluate, contributors, nullptr);
+  std::vector<std::string> unreachable_evaluators;
+  Broadcast(evaluate, evaluators, &unreachable_evaluators);
+  for (const std::string& site : unreachable_evaluators) round->ReportSessionLost(site);
   if (!round->WaitForEvaluations(eval_deadline) && !stopping_) {
     spdlog::warn("round={} stage=evaluate deadline passed before every site reported",
                  round_number);
@@ -391,6 +460,175 @@ bool Coordinator::RunRound(uint64_t round_number) {
       record.test_accuracy ? absl::StrFormat("%.4f", *record.test_accuracy) : "n/a",
       record.duration_s);
   return true;
+}
+
+absl::StatusOr<std::shared_ptr<SecureAggregation>> Coordinator::StartSecureAggregation(
+    uint64_t round_number, const std::vector<std::string>& participants,
+    cohort::v1::SecAggConfig* secagg) {
+  const config::SecureAggregationConfig& settings = config_.aggregation.secure;
+  absl::StatusOr<secagg::GraphParameters> graph = secagg::ChooseGraphParameters(
+      static_cast<int>(participants.size()), settings.dropout_tolerance);
+  if (!graph.ok()) return graph.status();
+  secagg->set_session_id(std::string(secagg::RandomSecret(32).view()));
+  secagg->set_graph_seed(std::string(secagg::RandomSecret(32).view()));
+  for (const std::string& site : participants) secagg->add_cohort(site);
+  secagg->set_degree(static_cast<uint32_t>(graph->degree));
+  secagg->set_threshold(static_cast<uint32_t>(graph->threshold));
+  secagg->set_bits(static_cast<uint32_t>(settings.bits));
+  secagg->set_clip_range(settings.clip_range);
+  secagg->set_modulus_bits(static_cast<uint32_t>(settings.modulus_bits));
+  // FedAvg weights: example counts capped at weight_cap (default: the cohort's largest).
+  uint64_t cap = static_cast<uint64_t>(settings.weight_cap);
+  if (cap == 0) {
+    for (const std::string& site : participants) {
+      if (std::shared_ptr<SiteSession> session = sessions_.Find(site)) {
+        cap = std::max<uint64_t>(cap, session->hello().train_examples());
+      }
+    }
+  }
+  // n capped counts must not wrap the weight word.
+  const uint64_t max_cap = (settings.modulus_bits == 64 ? UINT64_MAX : uint64_t{UINT32_MAX}) /
+                           std::max<uint64_t>(1, participants.size());
+  secagg->set_weight_cap(std::clamp<uint64_t>(cap, 1, max_cap));
+  secagg->set_vector_length(layout_.TotalValues() + 1);
+  absl::StatusOr<std::string> ca_pem = ReadFileToString(config_.tls.ca);
+  if (!ca_pem.ok()) return ca_pem.status();
+  absl::StatusOr<std::unique_ptr<secagg::SecAggServer>> server =
+      secagg::SecAggServer::Create(*secagg, config_.federation, round_number, *ca_pem);
+  if (!server.ok()) return server.status();
+  return std::make_shared<SecureAggregation>(std::move(*server));
+}
+
+void Coordinator::SendSecAggMessages(
+    uint64_t round_number, SecureAggregation& secure,
+    const std::function<absl::StatusOr<cohort::v1::SecAggServerMessage>(
+        secagg::SecAggServer&, const std::string&)>& make) {
+  std::vector<std::pair<std::string, cohort::v1::CoordinatorMessage>> outbox;
+  secure.Locked([&](secagg::SecAggServer& server) {
+    for (const std::string& site : server.Active()) {
+      absl::StatusOr<cohort::v1::SecAggServerMessage> message = make(server, site);
+      if (!message.ok()) {
+        server.DropSite(site, std::string(message.status().message()));
+        continue;
+      }
+      cohort::v1::CoordinatorMessage wrapped;
+      *wrapped.mutable_secagg() = std::move(*message);
+      wrapped.mutable_secagg()->set_round(round_number);
+      outbox.emplace_back(site, std::move(wrapped));
+    }
+  });
+  for (const auto& [site, message] : outbox) {
+    std::shared_ptr<SiteSession> session = sessions_.Find(site);
+    if (session == nullptr || !session->Send(message)) secure.DropSite(site, "session lost");
+  }
+}
+
+absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
+    Round& round, SecureAggregation& secure, absl::Time train_deadline,
+    std::vector<std::string>* contributors) {
+  using Server = secagg::SecAggServer;
+  const uint64_t n = round.number();
+  const absl::Duration stage_timeout = config_.aggregation.secure.stage_timeout;
+  auto wait = [&](absl::Time deadline, const char* stage) {
+    if (!secure.WaitForStage(deadline) && !stopping_) {
+      spdlog::warn("round={} stage={} deadline passed before every site answered", n, stage);
+    }
+  };
+  auto aborted = [&](absl::Status status) -> absl::Status {
+    secure.Locked([&](Server& s) { s.Abort(std::string(status.message())); });
+    return status;
+  };
+  auto abort_reason = [&]() {
+    return secure.Locked([](Server& s) {
+      return s.stage() == Server::Stage::kAborted ? s.abort_reason() : std::string();
+    });
+  };
+
+  // Stage 0: advertise keys (each site trains, quantizes its update, then advertises).
+  wait(train_deadline, "advertise");
+  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::string why = abort_reason(); !why.empty()) return absl::AbortedError(why);
+  if (absl::Status s = secure.Locked([](Server& server) { return server.CloseAdvertise(); });
+      !s.ok()) {
+    round.CloseTraining();
+    return s;
+  }
+  SendSecAggMessages(n, secure,
+                     StageMessage(&Server::PeerKeysFor, &cohort::v1::SecAggServerMessage::mutable_peer_keys));
+  spdlog::info("round={} stage=secagg keys advertised by {} sites", n,
+               secure.Locked([](Server& s) { return s.Active().size(); }));
+
+  // Stage 1: share keys.
+  wait(absl::Now() + stage_timeout, "share-keys");
+  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::string why = abort_reason(); !why.empty()) {
+    round.CloseTraining();
+    return absl::AbortedError(why);
+  }
+  if (absl::Status s = secure.Locked([](Server& server) { return server.CloseShareKeys(); });
+      !s.ok()) {
+    round.CloseTraining();
+    return s;
+  }
+  SendSecAggMessages(n, secure,
+                     StageMessage(&Server::SharesFor, &cohort::v1::SecAggServerMessage::mutable_shares));
+
+  // Stage 2: masked inputs arrive as uploads and are added to the secure sum.
+  wait(absl::Now() + stage_timeout, "masked-input");
+  round.CloseTraining();  // no masked input is added after this point
+  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::string why = abort_reason(); !why.empty()) return absl::AbortedError(why);
+  if (absl::Status s = secure.Locked([](Server& server) { return server.CloseMaskedInput(); });
+      !s.ok()) {
+    return s;
+  }
+  SendSecAggMessages(n, secure,
+                     StageMessage(&Server::UnmaskRequestFor, &cohort::v1::SecAggServerMessage::mutable_unmask));
+
+  // Stage 3: unmasking.
+  wait(absl::Now() + stage_timeout, "unmask");
+  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::string why = abort_reason(); !why.empty()) return absl::AbortedError(why);
+  const absl::Time unmask_start = absl::Now();
+  if (absl::Status s = secure.Locked([](Server& server) { return server.CloseUnmask(); });
+      !s.ok()) {
+    return s;
+  }
+  const cohort::v1::SecAggConfig config =
+      secure.Locked([](Server& s) { return s.config(); });
+  std::vector<std::string> survivors = secure.Locked([](Server& s) { return s.survivors(); });
+  secagg::ModVector sum = secure.Locked([](Server& s) { return s.TakeSum(); });
+  if (secure_sum_observer_) secure_sum_observer_(n, sum, survivors);
+  const size_t num_values = layout_.TotalValues();
+  // The last word sums the capped example counts exactly; the others decode to
+  // sum_i (w_i / cap) * delta_i.
+  const uint64_t total_weight = sum.Get(num_values);
+  if (total_weight == 0) return aborted(absl::InternalError("the secure sum has zero weight"));
+  secagg::QuantizationParams params{static_cast<int>(config.bits()), config.clip_range(),
+                                    static_cast<int>(config.modulus_bits())};
+  std::vector<float> model;
+  {
+    absl::MutexLock lock(&model_mu_);
+    model = global_->values;
+  }
+  const double factor = static_cast<double>(config.weight_cap()) / static_cast<double>(total_weight);
+  // Decoded in blocks, so decoding needs no model-sized float64 buffer.
+  constexpr size_t kDecodeBlock = 1 << 16;
+  for (size_t begin = 0; begin < num_values; begin += kDecodeBlock) {
+    const size_t count = std::min(kDecodeBlock, num_values - begin);
+    std::vector<double> scaled = secagg::DequantizeSum(
+        sum, begin, count, static_cast<int64_t>(survivors.size()), params);
+    for (size_t i = 0; i < count; ++i) {
+      model[begin + i] = static_cast<float>(model[begin + i] + scaled[i] * factor);
+    }
+  }
+  if (absl::Status s = tensor::CheckFinite(model.data(), model.size()); !s.ok()) {
+    return aborted(absl::InternalError(absl::StrCat("the unmasked model is not finite: ", s.message())));
+  }
+  spdlog::info("round={} stage=secagg unmasked the sum of {} sites in {:.3f}s (weight {})", n,
+               survivors.size(), absl::ToDoubleSeconds(absl::Now() - unmask_start), total_weight);
+  *contributors = std::move(survivors);
+  return model;
 }
 
 }  // namespace cohort::server

@@ -2,6 +2,7 @@
 #define COHORT_SERVER_COORDINATOR_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +20,8 @@
 #include "common/tensor/layout.h"
 #include "server/federation_service.h"
 #include "server/model_blob.h"
+#include "server/round.h"
+#include "server/secure_aggregation.h"
 #include "server/session_registry.h"
 
 namespace cohort::server {
@@ -40,6 +43,12 @@ class Coordinator {
   // Stops the round loop, ends every session and stops the server. Safe to call twice.
   void Shutdown();
 
+  // Sees every unmasked secure sum (round, sum, survivors) before it is decoded: for
+  // cohort-sim --dump and tests. Set before Start().
+  using SecureSumObserver = std::function<void(uint64_t, const secagg::ModVector&,
+                                               const std::vector<std::string>&)>;
+  void SetSecureSumObserver(SecureSumObserver observer) { secure_sum_observer_ = std::move(observer); }
+
   // The current global model (for tests and benchmarks).
   std::vector<float> GlobalModel() const;
   const tensor::ParameterLayout& layout() const { return layout_; }
@@ -51,6 +60,20 @@ class Coordinator {
   void RoundLoop();
   // Runs one round; returns true when it committed.
   bool RunRound(uint64_t round_number);
+  // Secure aggregation for one round: the SecAggConfig sent with the task and the state.
+  absl::StatusOr<std::shared_ptr<SecureAggregation>> StartSecureAggregation(
+      uint64_t round_number, const std::vector<std::string>& participants,
+      cohort::v1::SecAggConfig* secagg);
+  // Runs the advertise (until `train_deadline`), share-keys, masked-input and unmasking
+  // stages; returns the aggregated model and the sites whose update is in it.
+  absl::StatusOr<std::vector<float>> RunSecureStages(Round& round, SecureAggregation& secure,
+                                                     absl::Time train_deadline,
+                                                     std::vector<std::string>* contributors);
+  // Sends every site still in the current stage the message `make` builds for it; a site
+  // that cannot be reached is dropped.
+  void SendSecAggMessages(uint64_t round_number, SecureAggregation& secure,
+                          const std::function<absl::StatusOr<cohort::v1::SecAggServerMessage>(
+                              secagg::SecAggServer&, const std::string&)>& make);
   void Broadcast(const cohort::v1::CoordinatorMessage& message,
                  const std::vector<std::string>& sites, std::vector<std::string>* failed);
   cohort::v1::ModelRef MakeModelRef(const ModelBlob& blob) const;
@@ -71,6 +94,7 @@ class Coordinator {
   std::map<std::string, dp::RdpAccountant> site_accountants_;
   uint64_t last_round_number_;
 
+  SecureSumObserver secure_sum_observer_;
   SessionRegistry sessions_;
   RoundBoard board_;
   std::unique_ptr<FederationService> service_;

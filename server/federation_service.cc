@@ -123,10 +123,22 @@ grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStr
       if (round != nullptr && round->number() == message.failure().round()) {
         round->ReportFailure(*site, message.failure().reason());
       }
+    } else if (message.has_secagg()) {
+      const v1::SecAggClientMessage& secagg = message.secagg();
+      if (round == nullptr || round->number() != secagg.round() || round->secure() == nullptr) {
+        spdlog::warn("site={} round={} stage=secagg refused: no secure aggregation is open for "
+                     "that round", *site, secagg.round());
+        continue;
+      }
+      if (absl::Status s = round->secure()->OnSiteMessage(*site, secagg); !s.ok()) {
+        spdlog::warn("site={} round={} stage=secagg site dropped from the round: {}", *site,
+                     secagg.round(), s.message());
+      }
     } else {
       spdlog::warn("site={} stage=session ignored an unexpected message", *site);
     }
   }
+  if (std::shared_ptr<Round> round = board_->Current()) round->ReportSessionLost(*site);
   session->Detach();
   sessions_->Unregister(session);
   spdlog::info("site={} stage=session disconnected", *site);
@@ -166,6 +178,31 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+template <typename Value, typename Complete>
+absl::Status FederationService::ReceivePayload(grpc::ServerContext& context,
+                                               grpc::ServerReader<cohort::v1::UpdateChunk>& reader,
+                                               uint64_t num_values, uint64_t* bytes_received,
+                                               Complete complete) {
+  absl::Status status;
+  cohort::v1::UpdateChunk message;
+  tensor::BasicChunkReassembler<Value> assembler(num_values,
+                                                 static_cast<uint64_t>(max_chunk_bytes_));
+  while (status.ok() && reader.Read(&message)) {
+    if (!message.has_data()) {
+      status = absl::InvalidArgumentError("a second header inside one upload stream");
+      break;
+    }
+    status = assembler.Add(message.data().offset(), message.data().data());
+  }
+  if (status.ok() && context.IsCancelled()) {
+    status = absl::CancelledError("upload cancelled by the site");
+  }
+  if (status.ok()) status = assembler.Finish();
+  *bytes_received = assembler.bytes_received();
+  if (!status.ok()) return status;
+  return complete(assembler.Release());
+}
+
 grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
                                              grpc::ServerReader<cohort::v1::UpdateChunk>* reader,
                                              cohort::v1::UploadReceipt* receipt) {
@@ -190,7 +227,8 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
                                   header.metrics().train_loss(),
                                   header.metrics().train_examples(),
                                   static_cast<int64_t>(header.metrics().dp_steps()),
-                                  header.metrics().dp_sample_rate()};
+                                  header.metrics().dp_sample_rate(),
+                                  header.masked_modulus_bits()};
   std::shared_ptr<Round> round = board_->Current();
   if (round == nullptr) {
     spdlog::warn("site={} round={} stage=upload refused: no round is open", *site,
@@ -215,30 +253,36 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
     round->AbandonUpload(*site);
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "no upload slot before deadline");
   }
-  absl::Status status;
   uint64_t bytes_received = 0;
-  {
-    tensor::ChunkReassembler assembler(header.num_values(),
-                                       static_cast<uint64_t>(max_chunk_bytes_));
-    while (status.ok() && reader->Read(&message)) {
-      if (!message.has_data()) {
-        status = absl::InvalidArgumentError("a second header inside one upload stream");
-        break;
-      }
-      status = assembler.Add(message.data().offset(), message.data().data());
-    }
-    if (status.ok() && context->IsCancelled()) {
-      status = absl::CancelledError("upload cancelled by the site");
-    }
-    if (status.ok()) status = assembler.Finish();
-    bytes_received = assembler.bytes_received();
-    if (status.ok()) {
-      std::vector<float> delta = assembler.Release();
-      status = round->CompleteUpload(*site, announcement, delta);
+  absl::Status status;
+  // A masked input arrives as words mod 2^32 or 2^64 and goes to the secure sum.
+  auto complete_masked = [&](auto words) {
+    constexpr int kBits = sizeof(typename decltype(words)::value_type) * 8;
+    secagg::ModVector masked(kBits, 0);
+    if constexpr (kBits == 32) {
+      masked.words32() = std::move(words);
     } else {
-      round->AbandonUpload(*site);
+      masked.words64() = std::move(words);
     }
+    return round->CompleteMaskedUpload(*site, announcement, masked);
+  };
+  switch (header.masked_modulus_bits()) {
+    case 0:
+      status = ReceivePayload<float>(*context, *reader, header.num_values(), &bytes_received,
+                                     [&](std::vector<float> delta) {
+                                       return round->CompleteUpload(*site, announcement, delta);
+                                     });
+      break;
+    case 32:
+      status = ReceivePayload<uint32_t>(*context, *reader, header.num_values(), &bytes_received,
+                                        complete_masked);
+      break;
+    default:  // 64; BeginUpload refused any other modulus
+      status = ReceivePayload<uint64_t>(*context, *reader, header.num_values(), &bytes_received,
+                                        complete_masked);
+      break;
   }
+  if (!status.ok()) round->AbandonUpload(*site);
   upload_slots_.Release();
   if (!status.ok()) {
     spdlog::warn("site={} round={} stage=upload refused after {} bytes: {}", *site,

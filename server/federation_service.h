@@ -58,6 +58,12 @@ class FederationService final : public cohort::v1::Federation::Service {
                             cohort::v1::UploadReceipt* receipt) override;
 
  private:
+  // Reads an upload's data chunks into `num_values` values and hands them to `complete`
+  // (which folds them into the round); any framing error stops the read.
+  template <typename Value, typename Complete>
+  absl::Status ReceivePayload(grpc::ServerContext& context,
+                              grpc::ServerReader<cohort::v1::UpdateChunk>& reader,
+                              uint64_t num_values, uint64_t* bytes_received, Complete complete);
   // The allowed site id of the caller, or PERMISSION_DENIED / UNAUTHENTICATED.
   absl::StatusOr<std::string> Authorize(const grpc::ServerContext& context) const;
 

@@ -18,10 +18,11 @@ std::shared_ptr<const ModelBlob> ModelBlob::Make(std::string id, std::vector<flo
 }
 
 Round::Round(uint64_t number, std::vector<std::string> participants,
-             std::shared_ptr<const ModelBlob> global)
+             std::shared_ptr<const ModelBlob> global, std::shared_ptr<SecureAggregation> secure)
     : number_(number),
       participants_(std::move(participants)),
       global_(std::move(global)),
+      secure_(std::move(secure)),
       aggregator_(global_->values.size()) {}
 
 bool Round::IsParticipant(const std::string& site) const {
@@ -64,7 +65,24 @@ absl::Status Round::BeginUpload(const std::string& site, const UploadAnnouncemen
         "update was trained from model '", a.base_model_id, "', round ", number_, " serves '",
         global_->id, "'"));
   }
-  if (a.num_values != global_->values.size()) {
+  if (secure_ != nullptr) {
+    if (a.masked_modulus_bits == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "round ", number_, " uses secure aggregation: updates in the clear are refused"));
+    }
+    const v1::SecAggConfig& config =
+        secure_->Locked([](secagg::SecAggServer& s) -> const v1::SecAggConfig& { return s.config(); });
+    if (a.masked_modulus_bits != config.modulus_bits() || a.num_values != config.vector_length()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "masked input of ", a.num_values, " words mod 2^", a.masked_modulus_bits,
+          ", round ", number_, " expects ", config.vector_length(), " mod 2^",
+          config.modulus_bits()));
+    }
+    if (absl::Status s = secure_->CheckMaskedInput(site); !s.ok()) return s;
+  } else if (a.masked_modulus_bits != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("round ", number_, " does not use secure aggregation"));
+  } else if (a.num_values != global_->values.size()) {
     return absl::InvalidArgumentError(absl::StrCat("update has ", a.num_values,
                                                    " values, the model has ",
                                                    global_->values.size()));
@@ -115,14 +133,35 @@ absl::Status Round::CompleteUpload(const std::string& site, const UploadAnnounce
     return absl::InvalidArgumentError("update size changed during upload");
   }
   aggregator_.Add(a.weight, delta);
+  RecordContribution(site, a);
+  return absl::OkStatus();
+}
+
+absl::Status Round::CompleteMaskedUpload(const std::string& site, const UploadAnnouncement& a,
+                                         const secagg::ModVector& masked) {
+  absl::MutexLock lock(&mu_);
+  if (in_flight_.erase(site) == 0 || uploaded_.count(site) > 0 || secure_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("site ", site, " has no masked upload in flight for round ", number_));
+  }
+  if (stage_ != Stage::kTrain) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "round ", number_, " closed its masked-input stage before the upload finished"));
+  }
+  if (absl::Status s = secure_->OnMaskedInput(site, masked); !s.ok()) return s;
+  RecordContribution(site, a);
+  return absl::OkStatus();
+}
+
+void Round::RecordContribution(const std::string& site, const UploadAnnouncement& a) {
   uploaded_.insert(site);
   // A site whose session broke while its upload stream went on is counted once: as a
   // contributor (uploaded_ and failed_ stay disjoint).
   failed_.erase(site);
   loss_sum_ += a.weight * a.train_loss;
+  weight_sum_ += a.weight;
   if (a.dp_steps > 0) dp_reports_[site] = SiteDpReport{a.dp_steps, a.dp_sample_rate};
   examples_ += static_cast<uint64_t>(a.weight);
-  return absl::OkStatus();
 }
 
 void Round::AbandonUpload(const std::string& site) {
@@ -131,9 +170,17 @@ void Round::AbandonUpload(const std::string& site) {
 }
 
 void Round::ReportFailure(const std::string& site, const std::string& reason) {
+  if (secure_ != nullptr) secure_->DropSite(site, reason);
   absl::MutexLock lock(&mu_);
   if (!IsParticipant(site) || uploaded_.count(site) > 0) return;
   failed_.emplace(site, reason);
+}
+
+void Round::ReportSessionLost(const std::string& site) {
+  if (secure_ != nullptr) secure_->DropSite(site, "session lost");
+  // A site that left cannot evaluate: stop waiting for it.
+  absl::MutexLock lock(&mu_);
+  if (stage_ == Stage::kEvaluate && evaluations_.count(site) == 0) evaluators_.erase(site);
 }
 
 bool Round::AllUploadsAnswered() const {
@@ -194,6 +241,7 @@ bool Round::WaitForEvaluations(absl::Time deadline) {
 }
 
 void Round::Cancel() {
+  if (secure_ != nullptr) secure_->Cancel();
   absl::MutexLock lock(&mu_);
   cancelled_ = true;
 }
@@ -212,7 +260,7 @@ std::vector<float> Round::TakeAggregatedModel() {
 
 double Round::weighted_train_loss() const {
   absl::MutexLock lock(&mu_);
-  return aggregator_.total_weight() > 0 ? loss_sum_ / aggregator_.total_weight() : 0;
+  return weight_sum_ > 0 ? loss_sum_ / weight_sum_ : 0;
 }
 
 uint64_t Round::train_examples() const {

@@ -13,8 +13,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/secagg/mod_vector.h"
 #include "server/aggregator.h"
 #include "server/model_blob.h"
+#include "server/secure_aggregation.h"
 
 namespace cohort::server {
 
@@ -29,6 +31,8 @@ struct UploadAnnouncement {
   // DP-SGD the site reports having run (0 steps without DP).
   int64_t dp_steps = 0;
   double dp_sample_rate = 0;
+  // Non-zero: a masked input for secure aggregation, in words modulo 2^this.
+  uint32_t masked_modulus_bits = 0;
 };
 
 // What a contributing site reported about its DP-SGD in a round.
@@ -54,10 +58,14 @@ class Round {
  public:
   enum class Stage { kTrain, kEvaluate, kClosed };
 
+  // `secure` is set when the round's updates go through secure aggregation: then only
+  // masked inputs are accepted (CompleteMaskedUpload) and the aggregate is the secure sum.
   Round(uint64_t number, std::vector<std::string> participants,
-        std::shared_ptr<const ModelBlob> global);
+        std::shared_ptr<const ModelBlob> global,
+        std::shared_ptr<SecureAggregation> secure = nullptr);
 
   uint64_t number() const { return number_; }
+  SecureAggregation* secure() const { return secure_.get(); }
   const std::vector<std::string>& participants() const { return participants_; }
 
   // The model a participant may download under `model_id` in the current stage.
@@ -74,10 +82,17 @@ class Round {
   // Folds a fully received and validated delta into the aggregate.
   absl::Status CompleteUpload(const std::string& site, const UploadAnnouncement& announcement,
                               const std::vector<float>& delta);
+  // Adds a fully received masked input to the secure sum (secure rounds).
+  absl::Status CompleteMaskedUpload(const std::string& site, const UploadAnnouncement& announcement,
+                                    const secagg::ModVector& masked);
   // Forgets an in-flight upload that failed; the site may try again before the deadline.
   void AbandonUpload(const std::string& site);
   // The site reports it cannot do its task this round; it is dropped at once.
   void ReportFailure(const std::string& site, const std::string& reason);
+  // The site's session ended. A secure round drops it from the stage under way (its peers'
+  // shares still recover what it contributed); a plain round waits for its upload. In the
+  // evaluation stage the site is no longer waited for.
+  void ReportSessionLost(const std::string& site);
 
   // Blocks until every participant uploaded or failed, or `deadline`. Returns true when all
   // answered in time.
@@ -111,10 +126,14 @@ class Round {
   bool AllUploadsAnswered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AllEvaluationsAnswered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsParticipant(const std::string& site) const;
+  // Counts an accepted update's metrics (weight, loss, DP report).
+  void RecordContribution(const std::string& site, const UploadAnnouncement& announcement)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const uint64_t number_;
   const std::vector<std::string> participants_;
   const std::shared_ptr<const ModelBlob> global_;
+  const std::shared_ptr<SecureAggregation> secure_;
 
   mutable absl::Mutex mu_;
   Stage stage_ ABSL_GUARDED_BY(mu_) = Stage::kTrain;
@@ -124,6 +143,7 @@ class Round {
   std::set<std::string> uploaded_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> failed_ ABSL_GUARDED_BY(mu_);
   double loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  double weight_sum_ ABSL_GUARDED_BY(mu_) = 0;  // the weights announced by contributors
   std::map<std::string, SiteDpReport> dp_reports_ ABSL_GUARDED_BY(mu_);
   uint64_t examples_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const ModelBlob> candidate_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,6 @@
 #include "common/config/coordinator_config.h"
 
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <set>
@@ -134,6 +135,45 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
 
   MapReader aggregation = top.Map("aggregation");
   config.aggregation.strategy = aggregation.Enum("strategy", "fedavg", {"fedavg"});
+  MapReader secure = aggregation.Map("secure");
+  SecureAggregationConfig& sa = config.aggregation.secure;
+  sa.enabled = secure.Bool("enabled", false);
+  sa.dropout_tolerance = secure.Double("dropout_tolerance", 0.3, 0.0, 0.5);
+  sa.bits = secure.Int("bits", 20, 1, 62);
+  sa.clip_range = secure.Double("clip_range", 1.0, 0.0, 1e9, /*min_exclusive=*/true);
+  sa.modulus_bits = secure.Int("modulus_bits", 32, 32, 64);
+  sa.weight_cap = secure.Int("weight_cap", 0, 0, int64_t{1} << 31);
+  sa.stage_timeout = secure.Duration("stage_timeout", absl::Seconds(30));
+  if (sa.modulus_bits != 32 && sa.modulus_bits != 64) {
+    secure.Fail("modulus_bits", "must be 32 or 64");
+  }
+  if (sa.dropout_tolerance >= 0.5) {
+    secure.Fail("dropout_tolerance", "must be below 0.5: the Shamir threshold must exceed "
+                                     "half of each neighbourhood");
+  }
+  if (sa.enabled) {
+    if (config.rounds.min_clients < 2) {
+      secure.Fail("enabled", absl::StrCat("needs rounds.min_clients >= 2 (is ",
+                                          config.rounds.min_clients,
+                                          "): a sum of one update is that update"));
+    }
+    if (config.sites.size() < 3) {
+      secure.Fail("enabled", "needs at least 3 sites: with 2, each learns the other's update "
+                             "from the sum");
+    }
+    const int64_t summands = static_cast<int64_t>(config.sites.size());
+    // The largest sum of all sites' encodings, (2^bits - 1) x sites, must stay below the
+    // modulus. log2 is exact enough here: equality at a power of two is checked exactly.
+    if (sa.modulus_bits == 32 || sa.modulus_bits == 64) {
+      const long double max_sum = (std::pow(2.0L, static_cast<long double>(sa.bits)) - 1) * summands;
+      if (max_sum >= std::pow(2.0L, static_cast<long double>(sa.modulus_bits))) {
+        secure.Fail("bits", absl::StrCat(sa.bits, "-bit values from ", summands,
+                                         " sites can wrap modulo 2^", sa.modulus_bits,
+                                         "; lower bits or set modulus_bits: 64"));
+      }
+    }
+  }
+  secure.Finish();
   aggregation.Finish();
 
   if (top.Has("privacy")) {

@@ -61,9 +61,27 @@ struct PrivacyConfig {
   double delta = 1e-5;
 };
 
+// Secure aggregation (SecAgg+): the coordinator learns only the sum of the sites' updates.
+struct SecureAggregationConfig {
+  bool enabled = false;
+  // Fraction of a round's cohort that may drop out (at any stage) with the round still
+  // completing; sets the neighbourhood degree and Shamir threshold. In [0, 0.5).
+  double dropout_tolerance = 0.3;
+  // Fixed-point encoding: values clipped to [-clip_range, clip_range], `bits` bits each,
+  // summed modulo 2^modulus_bits. Validated so that no sum of all sites can wrap.
+  int64_t bits = 20;
+  double clip_range = 1.0;
+  int64_t modulus_bits = 32;
+  // FedAvg weights are example counts capped at this (0: the largest count in the cohort).
+  int64_t weight_cap = 0;
+  // How long each of the share-keys, masked-input and unmasking stages may take.
+  absl::Duration stage_timeout = absl::Seconds(30);
+};
+
 // How site updates are combined.
 struct AggregationConfig {
   std::string strategy = "fedavg";
+  SecureAggregationConfig secure;
 };
 
 // Resource limits that protect the coordinator from a misbehaving or hostile peer.

@@ -774,3 +774,82 @@ TEST_CASE("A client seed is refused outside simulation mode", "[config]") {
 }
 
 }  // namespace cohort::config
+
+// --- Coordinator: secure aggregation ----------------------------------------------------
+
+namespace cohort::config {
+namespace {
+
+// kFullCoordinator (3 sites, min_clients 2) with `secure:` under aggregation.
+std::string WithSecure(const std::string& secure) {
+  return Replace(kFullCoordinator, "aggregation:\n  strategy: fedavg\n",
+                 absl::StrCat("aggregation:\n  strategy: fedavg\n  secure: ", secure, "\n"));
+}
+
+}  // namespace
+
+TEST_CASE("Coordinator config reads aggregation.secure with defaults", "[config][secagg]") {
+  ConfigDir dir;
+  absl::StatusOr<CoordinatorConfig> config = ParseCoordinatorConfig(
+      WithSecure("{enabled: true, bits: 24, clip_range: 0.5, stage_timeout: 5s}"), kSource,
+      dir.path());
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  const SecureAggregationConfig& secure = config->aggregation.secure;
+  CHECK(secure.enabled);
+  CHECK(secure.bits == 24);
+  CHECK(secure.clip_range == 0.5);
+  CHECK(secure.modulus_bits == 32);
+  CHECK(secure.dropout_tolerance == 0.3);
+  CHECK(secure.weight_cap == 0);
+  CHECK(secure.stage_timeout == absl::Seconds(5));
+  // Absent: off.
+  absl::StatusOr<CoordinatorConfig> plain = ParseCoordinatorConfig(kFullCoordinator, kSource, dir.path());
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->aggregation.secure.enabled);
+}
+
+TEST_CASE("Coordinator config refuses secure aggregation bits that could wrap the sum",
+          "[config][secagg]") {
+  ConfigDir dir;
+  // 3 sites x (2^31 - 1) >= 2^32.
+  RequireInvalid(CoordinatorError(dir, WithSecure("{enabled: true, bits: 31}")),
+                 {"aggregation.secure.bits", "31-bit values from 3 sites can wrap modulo 2^32",
+                  "modulus_bits: 64"});
+  // With a 64-bit modulus the same bits fit.
+  absl::StatusOr<CoordinatorConfig> wide = ParseCoordinatorConfig(
+      WithSecure("{enabled: true, bits: 31, modulus_bits: 64}"), kSource, dir.path());
+  INFO(wide.status().ToString());
+  CHECK(wide.ok());
+  // 30 bits x 3 sites < 2^32: fine.
+  CHECK(ParseCoordinatorConfig(WithSecure("{enabled: true, bits: 30}"), kSource, dir.path()).ok());
+}
+
+TEST_CASE("Coordinator config refuses out-of-range secure aggregation settings",
+          "[config][secagg]") {
+  ConfigDir dir;
+  RequireInvalid(CoordinatorError(dir, WithSecure("{enabled: true, dropout_tolerance: 0.5}")),
+                 {"aggregation.secure.dropout_tolerance", "below 0.5"});
+  RequireInvalid(CoordinatorError(dir, WithSecure("{enabled: true, modulus_bits: 48}")),
+                 {"aggregation.secure.modulus_bits", "32 or 64"});
+  RequireInvalid(CoordinatorError(dir, WithSecure("{enabled: true, clip_range: 0}")),
+                 {"aggregation.secure.clip_range"});
+  RequireInvalid(CoordinatorError(dir, WithSecure("{enabled: true, bits: 0}")),
+                 {"aggregation.secure.bits"});
+  RequireInvalid(CoordinatorError(dir, WithSecure("{enabled: true, rounds: 3}")),
+                 {"aggregation.secure.rounds", "unknown key"});
+}
+
+TEST_CASE("Coordinator config refuses secure aggregation for fewer than 3 sites or a floor of 1",
+          "[config][secagg]") {
+  ConfigDir dir;
+  std::string one_floor = Replace(WithSecure("{enabled: true}"), "  min_clients: 2\n",
+                                  "  min_clients: 1\n");
+  RequireInvalid(CoordinatorError(dir, one_floor),
+                 {"aggregation.secure.enabled", "min_clients >= 2"});
+  std::string two_sites = Replace(WithSecure("{enabled: true}"), "  - clinic.3\n", "");
+  RequireInvalid(CoordinatorError(dir, two_sites),
+                 {"aggregation.secure.enabled", "at least 3 sites"});
+}
+
+}  // namespace cohort::config

@@ -1,12 +1,13 @@
-// Shared pieces of the cohort benchmarks: a scratch directory, a real federation PKI written
-// to files, a no-op trainer and a SiteClient running on its own thread. These mirror
-// tests/support and tests/integration/harness but report errors as absl::Status instead of
-// Catch2 assertions, so the benchmarks do not link the test framework.
-#ifndef COHORT_BENCH_BENCH_SUPPORT_H_
-#define COHORT_BENCH_BENCH_SUPPORT_H_
+// A federation on loopback for cohort-sim and the benchmarks: a scratch directory, a real
+// federation PKI written to files, a no-op trainer and a SiteClient running on its own
+// thread. These mirror tests/support and tests/integration/harness but report errors as
+// absl::Status instead of Catch2 assertions, so neither links the test framework.
+#ifndef COHORT_TOOLS_SIM_LOOPBACK_H_
+#define COHORT_TOOLS_SIM_LOOPBACK_H_
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,7 +23,7 @@
 #include "common/config/coordinator_config.h"
 #include "common/crypto/pki.h"
 
-namespace cohort::bench {
+namespace cohort::sim {
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction.
 class ScratchDir {
@@ -46,10 +47,10 @@ class ScratchDir {
 // A federation PKI generated at run time and written under one directory: ca.pem/ca.key,
 // coordinator.{pem,key} (serverAuth+clientAuth, IP SAN 127.0.0.1, DNS localhost) and one
 // <site>.{pem,key} per site (clientAuth, URI SAN spiffe://<federation>/site/<site>).
-class BenchPki {
+class LoopbackPki {
  public:
   // Writes the CA and the coordinator identity into `dir` (created if missing).
-  static absl::StatusOr<std::unique_ptr<BenchPki>> Create(const std::string& dir,
+  static absl::StatusOr<std::unique_ptr<LoopbackPki>> Create(const std::string& dir,
                                                           const std::string& federation);
   // Issues and writes the certificate of `site`.
   absl::StatusOr<config::TlsFiles> IssueSite(const std::string& site);
@@ -59,7 +60,7 @@ class BenchPki {
   const std::string& dir() const { return dir_; }
 
  private:
-  BenchPki(std::string dir, std::string federation, crypto::PemIdentity ca)
+  LoopbackPki(std::string dir, std::string federation, crypto::PemIdentity ca)
       : dir_(std::move(dir)), federation_(std::move(federation)), ca_(std::move(ca)) {}
   absl::Status Write(const std::string& stem, const crypto::PemIdentity& identity);
 
@@ -105,17 +106,21 @@ class NoOpTrainer final : public client::Trainer {
 class ClientThread {
  public:
   explicit ClientThread(config::ClientConfig config);
+  // With another trainer; `setup` runs on the client before its thread starts (hooks).
+  ClientThread(config::ClientConfig config, std::unique_ptr<client::Trainer> trainer,
+               const std::function<void(client::SiteClient&)>& setup);
   ~ClientThread();
   ClientThread(const ClientThread&) = delete;
   ClientThread& operator=(const ClientThread&) = delete;
 
   // Waits for Run() to return and gives its status.
   absl::Status Join();
+  // The NoOpTrainer (only for clients made without a trainer of their own).
   const NoOpTrainer& trainer() const { return *trainer_; }
   client::SiteClient& client() { return *client_; }
 
  private:
-  NoOpTrainer* trainer_;  // owned by client_
+  NoOpTrainer* trainer_ = nullptr;  // owned by client_
   std::unique_ptr<client::SiteClient> client_;
   std::thread thread_;
   absl::Status status_;
@@ -123,7 +128,7 @@ class ClientThread {
 };
 
 // A client config for `site` dialling 127.0.0.1:`port` with a short reconnect backoff.
-config::ClientConfig BenchClientConfig(const BenchPki& pki, const std::string& site, int port);
+config::ClientConfig LoopbackClientConfig(const LoopbackPki& pki, const std::string& site, int port);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
 absl::StatusOr<int> PickFreeLoopbackPort();
@@ -139,6 +144,6 @@ struct SiteRoundTimes {
 std::vector<SiteRoundTimes> CollectSiteRoundTimes(
     const std::vector<std::unique_ptr<ClientThread>>& clients);
 
-}  // namespace cohort::bench
+}  // namespace cohort::sim
 
-#endif  // COHORT_BENCH_BENCH_SUPPORT_H_
+#endif  // COHORT_TOOLS_SIM_LOOPBACK_H_

@@ -1,4 +1,4 @@
-#include "bench/bench_support.h"
+#include "tools/sim/loopback.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "common/util/files.h"
 
-namespace cohort::bench {
+namespace cohort::sim {
 
 ScratchDir::ScratchDir(const std::string& prefix) {
   std::error_code ec;
@@ -35,14 +35,14 @@ ScratchDir::~ScratchDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-absl::StatusOr<std::unique_ptr<BenchPki>> BenchPki::Create(const std::string& dir,
+absl::StatusOr<std::unique_ptr<LoopbackPki>> LoopbackPki::Create(const std::string& dir,
                                                            const std::string& federation) {
   if (absl::Status s = EnsureDirectory(dir); !s.ok()) return s;
   const absl::Time now = absl::Now();
   absl::StatusOr<crypto::PemIdentity> ca = crypto::CreateCertificateAuthority(
       federation + " CA", now - absl::Hours(1), now + absl::Hours(48));
   if (!ca.ok()) return ca.status();
-  std::unique_ptr<BenchPki> pki(new BenchPki(dir, federation, *ca));
+  std::unique_ptr<LoopbackPki> pki(new LoopbackPki(dir, federation, *ca));
   if (absl::Status s = crypto::WriteFileAtomically(dir + "/ca.pem", ca->cert_pem, 0644); !s.ok()) {
     return s;
   }
@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<BenchPki>> BenchPki::Create(const std::string& di
   return pki;
 }
 
-absl::Status BenchPki::Write(const std::string& stem, const crypto::PemIdentity& identity) {
+absl::Status LoopbackPki::Write(const std::string& stem, const crypto::PemIdentity& identity) {
   if (absl::Status s =
           crypto::WriteFileAtomically(dir_ + "/" + stem + ".pem", identity.cert_pem, 0644);
       !s.ok()) {
@@ -72,7 +72,7 @@ absl::Status BenchPki::Write(const std::string& stem, const crypto::PemIdentity&
   return crypto::WriteFileAtomically(dir_ + "/" + stem + ".key", identity.key_pem, 0600);
 }
 
-absl::StatusOr<config::TlsFiles> BenchPki::IssueSite(const std::string& site) {
+absl::StatusOr<config::TlsFiles> LoopbackPki::IssueSite(const std::string& site) {
   const absl::Time now = absl::Now();
   crypto::CertificateSpec spec;
   spec.common_name = site;
@@ -86,11 +86,11 @@ absl::StatusOr<config::TlsFiles> BenchPki::IssueSite(const std::string& site) {
   return site_files(site);
 }
 
-config::TlsFiles BenchPki::coordinator_files() const {
+config::TlsFiles LoopbackPki::coordinator_files() const {
   return config::TlsFiles{dir_ + "/ca.pem", dir_ + "/coordinator.pem", dir_ + "/coordinator.key"};
 }
 
-config::TlsFiles BenchPki::site_files(const std::string& site) const {
+config::TlsFiles LoopbackPki::site_files(const std::string& site) const {
   return config::TlsFiles{dir_ + "/ca.pem", dir_ + "/" + site + ".pem", dir_ + "/" + site + ".key"};
 }
 
@@ -141,6 +141,13 @@ ClientThread::ClientThread(config::ClientConfig config) {
   thread_ = std::thread([this] { status_ = client_->Run(); });
 }
 
+ClientThread::ClientThread(config::ClientConfig config, std::unique_ptr<client::Trainer> trainer,
+                           const std::function<void(client::SiteClient&)>& setup) {
+  client_ = std::make_unique<client::SiteClient>(std::move(config), std::move(trainer));
+  if (setup) setup(*client_);
+  thread_ = std::thread([this] { status_ = client_->Run(); });
+}
+
 ClientThread::~ClientThread() {
   client_->Stop();
   if (thread_.joinable()) thread_.join();
@@ -154,7 +161,7 @@ absl::Status ClientThread::Join() {
   return status_;
 }
 
-config::ClientConfig BenchClientConfig(const BenchPki& pki, const std::string& site, int port) {
+config::ClientConfig LoopbackClientConfig(const LoopbackPki& pki, const std::string& site, int port) {
   config::ClientConfig c;
   c.site = site;
   c.coordinator = absl::StrCat("127.0.0.1:", port);
@@ -202,4 +209,4 @@ std::vector<SiteRoundTimes> CollectSiteRoundTimes(
   return rounds;
 }
 
-}  // namespace cohort::bench
+}  // namespace cohort::sim
