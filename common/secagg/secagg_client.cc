@@ -1,5 +1,7 @@
 #include "common/secagg/secagg_client.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <set>
 
@@ -85,7 +87,9 @@ SecAggClient::SecAggClient(SiteCredentials credentials, uint64_t round, v1::SecA
       quantization_(quantization),
       scope_{credentials_.federation, round, config_.session_id()} {}
 
-SecAggClient::~SecAggClient() = default;
+SecAggClient::~SecAggClient() {
+  OPENSSL_cleanse(credentials_.private_key_pem.data(), credentials_.private_key_pem.size());
+}
 
 int SecAggClient::IndexOf(const std::string& site) const {
   for (int i = 0; i < config_.cohort_size(); ++i) {

@@ -89,7 +89,7 @@ class SecAggClient {
   absl::StatusOr<SecretBytes> ChannelKey(const Peer& peer) const;
   absl::StatusOr<SecretBytes> PairwiseMaskSeed(const std::string& peer_site, const Peer& peer) const;
 
-  const SiteCredentials credentials_;
+  SiteCredentials credentials_;  // the private key PEM is wiped on destruction
   const v1::SecAggConfig config_;
   const QuantizationParams quantization_;
   const SessionScope scope_;
