@@ -4,18 +4,29 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/crypto/pki.h"
+#include "common/tls/revocation.h"
 #include "common/util/files.h"
 
 namespace cohort::tls {
 namespace {
 
 absl::Status CheckReadable(const config::TlsFiles& files) {
+  std::string cert_pem;
+  std::string key_pem;
   for (const std::string* path : {&files.ca, &files.cert, &files.key}) {
     absl::StatusOr<std::string> text = ReadFileToString(*path);
     if (!text.ok()) return text.status();
     if (text->find("-----BEGIN") == std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(*path, " is not a PEM file"));
     }
+    if (path == &files.cert) cert_pem = *std::move(text);
+    if (path == &files.key) key_pem = *std::move(text);
+  }
+  // gRPC would only say "handshake failed" much later; name the mismatch now.
+  if (absl::Status s = crypto::CheckKeyMatchesCertificate(cert_pem, key_pem); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("tls.key ", files.key, " does not match tls.cert ",
+                                                   files.cert, ": ", s.message()));
   }
   return absl::OkStatus();
 }
@@ -23,22 +34,30 @@ absl::Status CheckReadable(const config::TlsFiles& files) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const config::TlsFiles& files, unsigned refresh_seconds) {
+    const config::TlsFiles& files) {
   if (absl::Status s = CheckReadable(files); !s.ok()) return s;
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      files.key, files.cert, files.ca, refresh_seconds);
+      files.key, files.cert, files.ca, files.reload_seconds);
   grpc::experimental::TlsServerCredentialsOptions options(provider);
   options.watch_root_certs();
   options.watch_identity_key_cert_pairs();
   options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!files.crl.empty()) {
+    absl::StatusOr<std::shared_ptr<RevocationList>> crl = RevocationList::Open(files.crl, files.ca);
+    if (!crl.ok()) {
+      return absl::Status(crl.status().code(), absl::StrCat("tls.crl: ", crl.status().message()));
+    }
+    options.set_certificate_verifier(
+        grpc::experimental::ExternalCertificateVerifier::Create<RevocationVerifier>(*crl));
+  }
   return grpc::experimental::TlsServerCredentials(options);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
-    const config::TlsFiles& files, unsigned refresh_seconds) {
+    const config::TlsFiles& files) {
   if (absl::Status s = CheckReadable(files); !s.ok()) return s;
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      files.key, files.cert, files.ca, refresh_seconds);
+      files.key, files.cert, files.ca, files.reload_seconds);
   grpc::experimental::TlsChannelCredentialsOptions options;
   options.set_certificate_provider(provider);
   options.watch_root_certs();

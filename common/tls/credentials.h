@@ -15,15 +15,19 @@ namespace cohort::tls {
 
 // Server side of mutual TLS: presents `files.cert`, requires a client certificate and
 // verifies it against `files.ca` (no certificate, another CA, or an expired certificate fail
-// the handshake). Files are re-read every `refresh_seconds`, so a rotated certificate or CA
-// is picked up without a restart. Fails early with a clear error when a file is unreadable.
+// the handshake). With `files.crl`, a client whose certificate is on that CRL is refused too;
+// the CRL is re-read as soon as the file changes (see RevocationList). Certificate, key and
+// CA are re-read every `files.reload_seconds`, so a rotated certificate or CA is picked up
+// without a restart. Fails early with a clear error when a file is unreadable, the key does
+// not belong to the certificate, or the CRL is not signed by the CA.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const config::TlsFiles& files, unsigned refresh_seconds = 10);
+    const config::TlsFiles& files);
 
 // Client side of mutual TLS: presents the site's certificate and verifies the coordinator's
-// certificate against `files.ca`, including its host name (DNS or IP SAN).
+// certificate against `files.ca`, including its host name (DNS or IP SAN). Files are re-read
+// every `files.reload_seconds`.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
-    const config::TlsFiles& files, unsigned refresh_seconds = 10);
+    const config::TlsFiles& files);
 
 // HTTP/2 flow-control window per stream, in both directions. Fixed (no bandwidth-delay
 // probing) so that what a stream can buffer in the coordinator is bounded: 1 MiB per stream
