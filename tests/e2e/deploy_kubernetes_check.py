@@ -318,7 +318,9 @@ def main():
     (out / "coordinator.yaml").write_text(cm["data"][key])
     (out / "paths.env").write_text(
         f"TLS_MOUNT={tls_mount}\nSTATE_DIR={coordinator['state_dir']}\n"
-        f"TLS_CA={coordinator['tls']['ca']}\nTLS_CERT={coordinator['tls']['cert']}\nTLS_KEY={coordinator['tls']['key']}\n")
+        f"TLS_CA={coordinator['tls']['ca']}\nTLS_CERT={coordinator['tls']['cert']}\nTLS_KEY={coordinator['tls']['key']}\n"
+        # What the pod sees: with fsGroup the kubelet adds group read to Secret files.
+        f"TLS_MODE={oct(mode | (0o440 if psc.get('fsGroup') is not None else 0))[2:]}\n")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ if [ -f "$WORK/out/paths.env" ]; then
   mkdir -p "$WORK/tls" "$WORK/state"
   cp "$WORK/pki/ca.pem" "$WORK/tls/${TLS_CA##*/}"
   cp "$WORK/pki/coordinator.pem" "$WORK/tls/${TLS_CERT##*/}"
-  install -m 0600 "$WORK/pki/coordinator.key" "$WORK/tls/${TLS_KEY##*/}"
+  # The key gets the mode the pod sees (the Secret's defaultMode, plus group read that the
+  # kubelet adds for fsGroup): a loader that demands 0600 would refuse it in the cluster.
+  install -m "$TLS_MODE" "$WORK/pki/coordinator.key" "$WORK/tls/${TLS_KEY##*/}"
   sed -e "s#$TLS_MOUNT/#$WORK/tls/#g" -e "s#^state_dir: $STATE_DIR\$#state_dir: $WORK/state#" \
     "$WORK/out/coordinator.yaml" >"$WORK/coordinator.yaml"
   check "the ConfigMap's TLS and state paths were mapped" \
@@ -50,7 +52,7 @@ if [ -f "$WORK/out/paths.env" ]; then
   if out=$("$BIN/cohort-coordinator" --config "$WORK/coordinator.yaml" --check-config 2>&1); then
     pass; echo "$out"
   else
-    fail "cohort-coordinator --check-config on the ConfigMap's YAML: $out"
+    fail "cohort-coordinator --check-config on the ConfigMap's YAML (key mode $TLS_MODE, as mounted from the Secret): $out"
   fi
 else
   fail "the checker wrote no paths.env"
