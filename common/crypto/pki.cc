@@ -1102,8 +1102,9 @@ absl::StatusOr<std::vector<std::string>> RefusalReasons(const std::string& cert_
         reasons.push_back(absl::StrCat("issued by another CA: its issuer is CN=",
                                        info->issuer_common_name,
                                        ", and the federation CA is CN=", ca_name,
-                                       error == X509_V_ERR_CERT_SIGNATURE_FAILURE
-                                           ? " (same name, but a different key)"
+                                       info->issuer_common_name == ca_name
+                                           ? " (the same name, but a different key: was the "
+                                             "CA re-created?)"
                                            : ""));
       } else {
         reasons.push_back(absl::StrCat("does not verify against the federation CA CN=", ca_name,

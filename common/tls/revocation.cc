@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/crypto/pki.h"
 #include "common/util/files.h"
 #include "common/util/log.h"
@@ -129,17 +130,52 @@ void RefreshAllRevocationLists() {
   }
 }
 
-bool RevocationVerifier::Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
-                                std::function<void(grpc::Status)> /*callback*/,
-                                grpc::Status* sync_status) {
-  if (absl::Status s = list_->Refresh(/*force=*/false); !s.ok()) {
-    spdlog::error("stage=tls reloading {} failed, the previous CRL stays in force: {}",
-                  list_->path(), s.message());
+absl::Status CheckSiteCertificate(const std::string& cert_pem, const std::string& ca_pem,
+                                  const RevocationList* crl) {
+  absl::StatusOr<crypto::CertificateInfo> info = crypto::InspectCertificate(cert_pem);
+  if (!info.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("cannot read the client certificate: ", info.status().message()));
+  }
+  crypto::AcceptanceCriteria criteria;
+  criteria.ca_pem = ca_pem;
+  absl::StatusOr<std::vector<std::string>> reasons = crypto::RefusalReasons(cert_pem, criteria);
+  if (!reasons.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("cannot check the client certificate: ", reasons.status().message()));
+  }
+  if (!info->client_auth) {
+    reasons->push_back("it is not a client certificate (no extendedKeyUsage clientAuth)");
+  }
+  // Revocation is checked last and only for an otherwise valid certificate: its message
+  // already names the certificate.
+  if (reasons->empty() && crl != nullptr) return crl->Check(cert_pem);
+  if (reasons->empty()) return absl::OkStatus();
+  return absl::UnauthenticatedError(absl::StrCat("client certificate CN=", info->common_name,
+                                                 " serial ", info->serial_hex, " refused: ",
+                                                 absl::StrJoin(*reasons, "; ")));
+}
+
+bool SiteVerifier::Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+                          std::function<void(grpc::Status)> /*callback*/,
+                          grpc::Status* sync_status) {
+  if (crl_ != nullptr) {
+    if (absl::Status s = crl_->Refresh(/*force=*/false); !s.ok()) {
+      spdlog::error("stage=tls reloading {} failed, the previous CRL stays in force: {}",
+                    crl_->path(), s.message());
+    }
   }
   const grpc::string_ref pem = request->peer_cert();
-  absl::Status checked =
-      pem.empty() ? absl::UnauthenticatedError("the client presented no certificate")
-                  : list_->Check(std::string(pem.data(), pem.size()));
+  absl::Status checked;
+  absl::StatusOr<std::string> ca_pem = ReadFileToString(ca_path_);
+  if (!ca_pem.ok()) {
+    checked = absl::UnauthenticatedError(
+        absl::StrCat("cannot read tls.ca: ", ca_pem.status().message()));
+  } else if (pem.empty()) {
+    checked = absl::UnauthenticatedError("the client presented no certificate");
+  } else {
+    checked = CheckSiteCertificate(std::string(pem.data(), pem.size()), *ca_pem, crl_.get());
+  }
   if (checked.ok()) {
     *sync_status = grpc::Status::OK;
   } else {

@@ -75,18 +75,31 @@ class RevocationList {
 // logged; lists that fail keep their previous CRL.
 void RefreshAllRevocationLists();
 
-// A gRPC server-side certificate verifier that refuses a client whose certificate is on
-// `list`. It runs after gRPC has verified the chain, so it only adds the revocation check.
-class RevocationVerifier final : public grpc::experimental::ExternalCertificateVerifier {
+// Checks a site's client certificate (PEM) as the coordinator does: it must chain to a CA in
+// the PEM bundle `ca_pem`, be valid now, carry extendedKeyUsage clientAuth, and not be on
+// `crl` (may be null). Unauthenticated otherwise, naming the certificate and every reason
+// (e.g. "expired at 2026-01-01T00:00:00Z", "issued by another CA: ...", "revoked at ...").
+absl::Status CheckSiteCertificate(const std::string& cert_pem, const std::string& ca_pem,
+                                  const RevocationList* crl);
+
+// The coordinator's verifier of site certificates. gRPC only checks that a client presents a
+// certificate and holds its key (REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY); this verifier
+// makes the whole decision with CheckSiteCertificate(), so the coordinator's log says why a
+// site was refused. The CA file is read at every handshake and the CRL re-read when it
+// changes, so a replaced CA or CRL applies to the next connection.
+class SiteVerifier final : public grpc::experimental::ExternalCertificateVerifier {
  public:
-  explicit RevocationVerifier(std::shared_ptr<RevocationList> list) : list_(std::move(list)) {}
+  // `crl` may be null (no revocation check).
+  SiteVerifier(std::string ca_path, std::shared_ptr<RevocationList> crl)
+      : ca_path_(std::move(ca_path)), crl_(std::move(crl)) {}
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> callback, grpc::Status* sync_status) override;
   void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
 
  private:
-  std::shared_ptr<RevocationList> list_;
+  const std::string ca_path_;
+  const std::shared_ptr<RevocationList> crl_;
 };
 
 }  // namespace cohort::tls

@@ -246,19 +246,102 @@ TEST_CASE("Channel credentials refuse a key that belongs to another certificate"
   CHECK_THAT(std::string(server.status().message()), Catch::Contains("does not match tls.cert"));
 }
 
-TEST_CASE("Handshake error messages seen by a site", "[.][tls][explore]") {
+TEST_CASE("A site names the expected and the presented host names on a SAN mismatch",
+          "[tls][pki][errors]") {
   Federation fed({"site-a"});
   fed.Start();
   auto credentials = CredentialsFor(fed.ClientConfigFor("site-a").tls);
-  ProbeResult wrong_name = ProbeNewConnection(fed.address(), credentials, "coord.example.org");
-  WARN("hostname mismatch: " << wrong_name.status.error_code() << " "
-                             << wrong_name.status.error_message());
+  // The site expects coord.example.org; the coordinator's certificate is for localhost.
+  ProbeResult result = ProbeNewConnection(fed.address(), credentials, "coord.example.org");
+  CHECK(result.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(result.status.error_message(),
+             Catch::Contains("it is for DNS:localhost, IP:127.0.0.1, not for 'coord.example.org'"));
+  // The names the certificate does carry are accepted.
+  CHECK(Admitted(ProbeNewConnection(fed.address(), credentials, "localhost")));
+}
+
+TEST_CASE("A site says that the coordinator's certificate comes from another CA",
+          "[tls][pki][errors]") {
+  Federation fed({"site-a"});
+  fed.Start();
   TempDir other_dir;
-  TestPki other(other_dir.path(), "testfed");
+  TestPki other(other_dir.path(), "otherfed");
   config::TlsFiles files = fed.ClientConfigFor("site-a").tls;
   files.ca = other.ca_path();
-  ProbeResult wrong_ca = ProbeNewConnection(fed.address(), CredentialsFor(files));
-  WARN("wrong CA: " << wrong_ca.status.error_code() << " " << wrong_ca.status.error_message());
+  ProbeResult result = ProbeNewConnection(fed.address(), CredentialsFor(files));
+  CHECK(result.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(result.status.error_message(),
+             Catch::Contains("issued by another CA: its issuer is CN=testfed CA, and the "
+                             "federation CA is CN=otherfed CA") &&
+                 Catch::Contains(other.ca_path()));
+}
+
+TEST_CASE("A site says when the coordinator's certificate has expired", "[tls][pki][errors]") {
+  Federation fed({"site-a"});
+  crypto::CertificateSpec spec;
+  spec.common_name = "coordinator";
+  spec.dns_names = {"localhost"};
+  spec.ip_addresses = {"127.0.0.1"};
+  spec.not_before = absl::Now() - absl::Hours(48);
+  spec.not_after = absl::Now() - absl::Hours(1);
+  spec.server_auth = spec.client_auth = true;
+  auto expired = crypto::IssueCertificate(fed.pki().ca(), spec);
+  REQUIRE(expired.ok());
+  const config::TlsFiles files = fed.pki().coordinator_files();
+  REQUIRE(crypto::WriteFileAtomically(files.key, expired->key_pem, 0600).ok());
+  REQUIRE(crypto::WriteFileAtomically(files.cert, expired->cert_pem, 0644).ok());
+  fed.Start();
+  ProbeResult result =
+      ProbeNewConnection(fed.address(), CredentialsFor(fed.ClientConfigFor("site-a").tls));
+  CHECK(result.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(result.status.error_message(),
+             Catch::Contains("coordinator certificate CN=coordinator refused: expired at "));
+}
+
+TEST_CASE("A site certificate without serverAuth cannot pose as the coordinator",
+          "[tls][pki][errors]") {
+  Federation fed({"site-a"});
+  // The coordinator serves with a client-only certificate that names 127.0.0.1.
+  crypto::CertificateSpec spec;
+  spec.common_name = "coordinator";
+  spec.ip_addresses = {"127.0.0.1"};
+  spec.not_before = absl::Now() - absl::Hours(1);
+  spec.not_after = absl::Now() + absl::Hours(1);
+  spec.client_auth = true;
+  auto client_only = crypto::IssueCertificate(fed.pki().ca(), spec);
+  REQUIRE(client_only.ok());
+  const config::TlsFiles files = fed.pki().coordinator_files();
+  REQUIRE(crypto::WriteFileAtomically(files.key, client_only->key_pem, 0600).ok());
+  REQUIRE(crypto::WriteFileAtomically(files.cert, client_only->cert_pem, 0644).ok());
+  fed.Start();
+  ProbeResult result =
+      ProbeNewConnection(fed.address(), CredentialsFor(fed.ClientConfigFor("site-a").tls));
+  CHECK(result.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(result.status.error_message(), Catch::Contains("no extendedKeyUsage serverAuth"));
+}
+
+TEST_CASE("A site refused by the coordinator can tell why from its own certificate",
+          "[tls][pki][errors]") {
+  Federation fed({"site-a"});
+  fed.Start();
+  // The coordinator ends these handshakes without a reason the site can read...
+  config::TlsFiles expired = fed.pki().IssueSite("site-a", "site-a-expired",
+                                                 absl::Now() - absl::Hours(48),
+                                                 absl::Now() - absl::Hours(1));
+  CHECK(ProbeNewConnection(fed.address(), CredentialsFor(expired)).status.error_code() ==
+        grpc::StatusCode::UNAVAILABLE);
+  TempDir other_dir;
+  TestPki other(other_dir.path(), "otherfed");
+  config::TlsFiles impostor = other.IssueSite("site-a");
+  impostor.ca = fed.pki().ca_path();
+  CHECK(ProbeNewConnection(fed.address(), CredentialsFor(impostor)).status.error_code() ==
+        grpc::StatusCode::UNAVAILABLE);
+  // ...so the site checks its own certificate against the federation CA it holds.
+  CHECK_THAT(tls::OwnCertificateProblems(expired),
+             Catch::Contains("site-a-expired.pem: expired at "));
+  CHECK_THAT(tls::OwnCertificateProblems(impostor),
+             Catch::Contains("issued by another CA: its issuer is CN=otherfed CA"));
+  CHECK(tls::OwnCertificateProblems(fed.ClientConfigFor("site-a").tls).empty());
 }
 
 }  // namespace cohort::testing

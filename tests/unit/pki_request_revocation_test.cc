@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "common/crypto/pki.h"
 #include "common/tls/revocation.h"
+#include "common/tls/server_verifier.h"
 #include "tests/support/temp_dir.h"
 
 namespace cohort::crypto {
@@ -387,6 +388,97 @@ TEST_CASE("RevocationList refuses to open a CRL that the CA did not sign", "[pki
   auto list = tls::RevocationList::Open(path, dir.File("ca.pem"));
   REQUIRE_FALSE(list.ok());
   CHECK_THAT(std::string(list.status().message()), Catch::Contains("not signed by the federation CA"));
+}
+
+// --- Handshake checks (messages) -----------------------------------------------------------
+
+TEST_CASE("Host names match DNS SANs case-insensitively with one-label wildcards, IPs exactly",
+          "[tls][pki]") {
+  const std::vector<std::string> dns = {"coord.example.org", "*.fed.example.org"};
+  const std::vector<std::string> ips = {"10.0.0.1", "::1"};
+  CHECK(tls::HostMatchesCertificate("COORD.example.org", dns, ips));
+  CHECK(tls::HostMatchesCertificate("a.fed.example.org", dns, ips));
+  CHECK_FALSE(tls::HostMatchesCertificate("a.b.fed.example.org", dns, ips));
+  CHECK_FALSE(tls::HostMatchesCertificate("fed.example.org", dns, ips));
+  CHECK_FALSE(tls::HostMatchesCertificate("example.org", dns, ips));
+  CHECK(tls::HostMatchesCertificate("10.0.0.1", dns, ips));
+  CHECK(tls::HostMatchesCertificate("0:0:0:0:0:0:0:1", dns, ips));
+  CHECK_FALSE(tls::HostMatchesCertificate("10.0.0.2", dns, ips));
+  // An IP address never matches a DNS entry spelling it.
+  CHECK_FALSE(tls::HostMatchesCertificate("10.0.0.3", {"10.0.0.3"}, {}));
+}
+
+PemIdentity IssueCoordinator(const PemIdentity& ca, bool server_auth = true) {
+  CertificateSpec spec;
+  spec.common_name = "coordinator";
+  spec.dns_names = {"localhost"};
+  spec.ip_addresses = {"127.0.0.1"};
+  spec.not_before = absl::Now() - absl::Minutes(5);
+  spec.not_after = absl::Now() + absl::Hours(1);
+  spec.server_auth = server_auth;
+  spec.client_auth = true;
+  absl::StatusOr<PemIdentity> issued = IssueCertificate(ca, spec);
+  REQUIRE(issued.ok());
+  return *std::move(issued);
+}
+
+TEST_CASE("A site's check of the coordinator names the expected and the presented host names",
+          "[tls][pki]") {
+  const PemIdentity coordinator = IssueCoordinator(DemoCa());
+  CHECK(tls::CheckCoordinatorCertificate(coordinator.cert_pem, DemoCa().cert_pem,
+                                         "localhost:7443")
+            .ok());
+  CHECK(tls::CheckCoordinatorCertificate(coordinator.cert_pem, DemoCa().cert_pem, "127.0.0.1")
+            .ok());
+  absl::Status wrong = tls::CheckCoordinatorCertificate(coordinator.cert_pem, DemoCa().cert_pem,
+                                                        "coord.example.org:7443");
+  REQUIRE(wrong.code() == absl::StatusCode::kUnauthenticated);
+  CHECK_THAT(std::string(wrong.message()),
+             Catch::Contains("coordinator certificate CN=coordinator refused: it is for "
+                             "DNS:localhost, IP:127.0.0.1, not for 'coord.example.org'"));
+}
+
+TEST_CASE("A site's check of the coordinator names another CA and a missing serverAuth",
+          "[tls][pki]") {
+  const PemIdentity rogue = IssueCoordinator(MakeCa("rogue CA"));
+  absl::Status other_ca =
+      tls::CheckCoordinatorCertificate(rogue.cert_pem, DemoCa().cert_pem, "localhost");
+  CHECK_THAT(std::string(other_ca.message()),
+             Catch::Contains("issued by another CA: its issuer is CN=rogue CA"));
+  const PemIdentity client_only = IssueCoordinator(DemoCa(), /*server_auth=*/false);
+  absl::Status no_eku =
+      tls::CheckCoordinatorCertificate(client_only.cert_pem, DemoCa().cert_pem, "localhost");
+  CHECK_THAT(std::string(no_eku.message()), Catch::Contains("no extendedKeyUsage serverAuth"));
+}
+
+TEST_CASE("The coordinator's check of a site names expiry, another CA and a server-only certificate",
+          "[tls][pki]") {
+  CHECK(tls::CheckSiteCertificate(IssueSite("site-a").cert_pem, DemoCa().cert_pem, nullptr).ok());
+
+  CertificateSpec expired_spec = SiteSpec("site-old");
+  expired_spec.not_before = absl::Now() - absl::Hours(48);
+  expired_spec.not_after = absl::Now() - absl::Hours(1);
+  absl::StatusOr<PemIdentity> expired = IssueCertificate(DemoCa(), expired_spec);
+  REQUIRE(expired.ok());
+  absl::Status s = tls::CheckSiteCertificate(expired->cert_pem, DemoCa().cert_pem, nullptr);
+  REQUIRE(s.code() == absl::StatusCode::kUnauthenticated);
+  CHECK_THAT(std::string(s.message()),
+             Catch::StartsWith("client certificate CN=site-old serial ") &&
+                 Catch::Contains("refused: expired at "));
+
+  s = tls::CheckSiteCertificate(IssueSite("site-x", MakeCa("demo CA")).cert_pem,
+                                DemoCa().cert_pem, nullptr);
+  CHECK_THAT(std::string(s.message()),
+             Catch::Contains("issued by another CA: its issuer is CN=demo CA, and the federation "
+                             "CA is CN=demo CA (the same name, but a different key"));
+
+  CertificateSpec server_only = SiteSpec("site-s");
+  server_only.client_auth = false;
+  server_only.server_auth = true;
+  absl::StatusOr<PemIdentity> server_cert = IssueCertificate(DemoCa(), server_only);
+  REQUIRE(server_cert.ok());
+  s = tls::CheckSiteCertificate(server_cert->cert_pem, DemoCa().cert_pem, nullptr);
+  CHECK_THAT(std::string(s.message()), Catch::Contains("no extendedKeyUsage clientAuth"));
 }
 
 }  // namespace
