@@ -31,11 +31,18 @@ TlsFiles ReadTls(MapReader tls, bool allow_crl) {
   files.cert = tls.Path("cert", true, true);
   files.key = tls.Path("key", true, true);
   if (allow_crl) files.crl = tls.Path("crl", /*required=*/false, /*must_exist=*/true);
-  // Like ssh, refuse a private key that other local users could read.
+  // Refuse a private key that other local users could read. As in PostgreSQL, a key owned by
+  // root may be readable by its group (Debian's ssl-cert group; Kubernetes Secrets mounted
+  // with fsGroup are root-owned and group-readable); any other key must be 0600 or stricter.
   struct stat st = {};
-  if (!files.key.empty() && stat(files.key.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    tls.Fail("key", absl::StrFormat("permissions %04o are too open; chmod 600 '%s'",
-                                    st.st_mode & 07777, files.key));
+  if (!files.key.empty() && stat(files.key.c_str(), &st) == 0) {
+    const bool root_owned = st.st_uid == 0;
+    const mode_t forbidden = root_owned ? 037 : 077;
+    if ((st.st_mode & forbidden) != 0) {
+      tls.Fail("key", absl::StrFormat("permissions %04o are too open; chmod 600 '%s'%s",
+                                      st.st_mode & 07777, files.key,
+                                      root_owned ? " (a root-owned key may also be 0640)" : ""));
+    }
   }
   tls.Finish();
   return files;

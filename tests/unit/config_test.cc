@@ -869,11 +869,31 @@ TEST_CASE("A TLS key readable by group or others is refused with the chmod to ru
   RequireInvalid(CoordinatorError(dir, kMinimalCoordinator),
                  {"coord.yaml:6:", "tls.key: permissions 0644 are too open; chmod 600",
                   "coordinator.key"});
-  REQUIRE(chmod(dir.File("tls/site.key").c_str(), 0640) == 0);
+  REQUIRE(chmod(dir.File("tls/site.key").c_str(), 0604) == 0);
   absl::StatusOr<ClientConfig> client = ParseClientConfig(kMinimalClient, kClientSource, dir.path());
-  RequireInvalid(client.status(), {"client.yaml:6:", "tls.key: permissions 0640 are too open"});
+  RequireInvalid(client.status(), {"client.yaml:6:", "tls.key: permissions 0604 are too open"});
   REQUIRE(chmod(dir.File("tls/site.key").c_str(), 0400) == 0);
   CHECK(ParseClientConfig(kMinimalClient, kClientSource, dir.path()).ok());
+}
+
+TEST_CASE("Group read on a TLS key is allowed only when root owns the key", "[config][tls]") {
+  ConfigDir dir;
+  const std::string key = dir.File("tls/site.key");
+  REQUIRE(chmod(key.c_str(), 0640) == 0);
+  struct stat st = {};
+  REQUIRE(stat(key.c_str(), &st) == 0);
+  absl::StatusOr<ClientConfig> client = ParseClientConfig(kMinimalClient, kClientSource, dir.path());
+  if (st.st_uid == 0) {
+    // Root-owned and group-readable, as a Kubernetes Secret mounted with fsGroup.
+    INFO(client.status().ToString());
+    CHECK(client.ok());
+    REQUIRE(chmod(key.c_str(), 0660) == 0);  // group write is still refused
+    RequireInvalid(ParseClientConfig(kMinimalClient, kClientSource, dir.path()).status(),
+                   {"tls.key: permissions 0660 are too open; chmod 600",
+                    "a root-owned key may also be 0640"});
+  } else {
+    RequireInvalid(client.status(), {"tls.key: permissions 0640 are too open; chmod 600"});
+  }
 }
 
 TEST_CASE("Coordinator config reads an optional tls.crl and checks that it exists", "[config][tls]") {
