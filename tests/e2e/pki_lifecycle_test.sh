@@ -190,5 +190,23 @@ check "the site itself explains its refused certificate" \
   wait_for "$WORK/site-b.log" "this site's certificate .*hospital-b.pem: issued by another CA"
 kill "$CLIENT_PID"; wait "$CLIENT_PID" 2>/dev/null || true
 
+set +e
+out=$("$CTL" pki inspect "$SITE_B/hospital-b.pem" --ca "$CA/ca.pem" --federation other); code=$?
+set -e
+check "inspect of a foreign certificate exits 1" test "$code" -eq 1
+check "inspect names the other CA" \
+  grep -q "issued by another CA: its issuer is CN=elsewhere CA, and the federation CA is CN=demo CA" <<<"$out"
+check "inspect names the other federation" \
+  grep -q "belongs to another federation: it names spiffe://demo/site/hospital-b" <<<"$out"
 kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
+
+# A coordinator key that does not belong to its certificate stops the start with the reason.
+cp "$SITE/hospital-a.key" "$COORD/other.key"
+sed 's#key: coordinator.key#key: other.key#' "$COORD/coordinator.yaml" >"$COORD/mismatch.yaml"
+set +e
+"$BIN/cohort-coordinator" --config "$COORD/mismatch.yaml" >"$WORK/mismatch.log" 2>&1; code=$?
+set -e
+check "a key that does not match the certificate stops the coordinator (exit 1)" test "$code" -eq 1
+check "the mismatch names both files" \
+  grep -q "tls.key .*other.key does not match tls.cert .*coordinator.pem" "$WORK/mismatch.log"
 finish
