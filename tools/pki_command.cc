@@ -369,34 +369,26 @@ void RunIssue(const IssueOptions& options) {
 // ---- csr -------------------------------------------------------------------------------
 
 struct CsrOptions {
-  std::string dir;
-  std::string federation;
-  std::string site;
+  IssueOptions identity;   // --dir, --federation, --site/--coordinator, --name, --ip
   bool reuse_key = false;  // request a certificate for the existing DIR/ID.key
   bool rotate = false;     // new key in DIR/ID.next.key, leaving the key in use alone
 };
 
 void RunCsr(const CsrOptions& options) {
   constexpr absl::string_view kSub = "csr";
-  if (!IsValidFederationName(options.federation)) {
-    Fail(kSub, kBadArguments, absl::StrCat("invalid federation name '", options.federation, "'"));
-  }
-  if (!cohort::IsValidSiteId(options.site) || options.site == "ca" ||
-      options.site == kCoordinatorName) {
-    Fail(kSub, kBadArguments,
-         absl::StrCat("invalid site id '", options.site,
-                      "': it must match [a-z0-9][a-z0-9._-]{0,62} and not be ca or coordinator"));
-  }
+  // The same identity checks as `issue`; validity and key usage are left to the CA.
+  const CertificateSpec subject = BuildIssueSpec(options.identity, kSub);
   if (options.reuse_key && options.rotate) {
     Fail(kSub, kBadArguments, "give at most one of --reuse-key and --rotate");
   }
-  if (options.dir.empty()) Fail(kSub, kBadArguments, "--dir must not be empty");
-  const fs::path dir(options.dir);
+  const std::string base =
+      options.identity.coordinator ? std::string(kCoordinatorName) : options.identity.site;
+  const fs::path dir(options.identity.dir);
   if (absl::Status s = EnsurePrivateDirectory(dir); !s.ok()) {
     Fail(kSub, kOperationFailed, s.message());
   }
-  const fs::path key_path = dir / (options.site + (options.rotate ? ".next.key" : ".key"));
-  const fs::path csr_path = dir / (options.site + ".csr");
+  const fs::path key_path = dir / (base + (options.rotate ? ".next.key" : ".key"));
+  const fs::path csr_path = dir / (base + ".csr");
 
   std::string key_pem;
   if (options.reuse_key) {
@@ -409,15 +401,12 @@ void RunCsr(const CsrOptions& options) {
            absl::StrCat(key_path.string(),
                         " already exists; pass --reuse-key to renew with the same key, or "
                         "--rotate to make a new key (written to ",
-                        options.site, ".next.key) without touching the one in use"));
+                        base, ".next.key) without touching the one in use"));
     }
     absl::StatusOr<std::string> fresh = crypto::GeneratePrivateKeyPem();
     if (!fresh.ok()) Fail(kSub, kOperationFailed, fresh.status().message());
     key_pem = *std::move(fresh);
   }
-  CertificateSpec subject;
-  subject.common_name = options.site;
-  subject.uris = {crypto::SiteIdentityUri(options.federation, options.site)};
   absl::StatusOr<std::string> csr = crypto::CreateCertificateRequest(key_pem, subject);
   if (!csr.ok()) {
     Fail(kSub, kOperationFailed,
@@ -432,8 +421,12 @@ void RunCsr(const CsrOptions& options) {
   if (absl::Status s = crypto::WriteFileAtomically(csr_path.string(), *csr, kCertMode); !s.ok()) {
     Fail(kSub, kOperationFailed, s.message());
   }
-  std::cout << "Wrote a certificate request for site " << options.site << " (CN=" << options.site
-            << ", URI " << subject.uris[0] << ")\n"
+  std::vector<std::string> sans;
+  for (const auto& uri : subject.uris) sans.push_back("URI:" + uri);
+  for (const auto& name : subject.dns_names) sans.push_back("DNS:" + name);
+  for (const auto& ip : subject.ip_addresses) sans.push_back("IP:" + ip);
+  std::cout << "Wrote a certificate request for CN=" << subject.common_name << " ["
+            << absl::StrJoin(sans, ", ") << "]\n"
             << "  request:     " << csr_path.string() << "  <- send this file to the CA\n"
             << "  private key: " << key_path.string()
             << (options.reuse_key ? " (existing)" : " (new, mode 0600)")
@@ -463,6 +456,19 @@ void CheckRequestedIdentity(const crypto::CertificateRequestInfo& request,
       Fail(kSub, kOperationFailed,
            absl::StrCat(csr_file, " asks for ", asked_text,
                         ": a site identity cannot be signed as the coordinator"));
+    }
+    // The names come from --name/--ip; say so when they differ from the request's.
+    std::vector<std::string> granted;
+    for (const auto& name : spec.dns_names) granted.push_back("DNS:" + name);
+    for (const auto& ip : spec.ip_addresses) granted.push_back("IP:" + ip);
+    std::vector<std::string> requested(asked.begin() + (request.common_name.empty() ? 0 : 1),
+                                       asked.end());
+    std::sort(granted.begin(), granted.end());
+    std::sort(requested.begin(), requested.end());
+    if (!requested.empty() && requested != granted) {
+      Warn(kSub, absl::StrCat(csr_file, " asks for ", absl::StrJoin(requested, ", "),
+                              "; the certificate names ", absl::StrJoin(granted, ", "),
+                              " (from --name/--ip)"));
     }
     return;
   }
@@ -835,13 +841,25 @@ void AddPkiCommands(CLI::App& app) {
   auto csr = std::make_shared<CsrOptions>();
   CLI::App* csr_cmd = pki->add_subcommand(
       "csr", "At a site: make a private key (kept here) and a certificate request DIR/ID.csr");
-  csr_cmd->add_option("--dir", csr->dir, "Site PKI directory (created with mode 0700)")->required();
-  csr_cmd->add_option("--federation", csr->federation, "Federation name, e.g. demo")->required();
-  csr_cmd->add_option("--site", csr->site, "This site's id")->required();
+  csr_cmd->add_option("--dir", csr->identity.dir, "Directory for the key and the request "
+                                                  "(created with mode 0700)")
+      ->required();
+  csr_cmd->add_option("--federation", csr->identity.federation, "Federation name, e.g. demo")
+      ->required();
+  CLI::Option* csr_site = csr_cmd->add_option("--site", csr->identity.site, "This site's id");
+  csr_cmd->add_flag("--coordinator", csr->identity.coordinator,
+                    "Request the coordinator's certificate instead (DIR/coordinator.csr)");
+  csr_cmd->add_option("--name", csr->identity.names,
+                      "Coordinator DNS name (repeatable; default localhost)");
+  csr_cmd->add_option("--ip", csr->identity.ips,
+                      "Coordinator IP address (repeatable; default 127.0.0.1)");
   csr_cmd->add_flag("--reuse-key", csr->reuse_key, "Request a certificate for the existing DIR/ID.key");
   csr_cmd->add_flag("--rotate", csr->rotate,
                     "New key in DIR/ID.next.key; the key in use is left alone");
-  csr_cmd->callback([csr] { RunCsr(*csr); });
+  csr_cmd->callback([csr, csr_site] {
+    csr->identity.site_given = csr_site->count() > 0;
+    RunCsr(*csr);
+  });
 
   auto sign = std::make_shared<SignOptions>();
   CLI::App* sign_cmd =

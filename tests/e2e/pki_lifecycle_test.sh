@@ -71,6 +71,26 @@ set -e
 check "csr does not overwrite the key in use" test "$code" -eq 1
 check "csr suggests --reuse-key or --rotate" grep -q -- "--rotate" "$WORK/err"
 
+# The coordinator's certificate can come from a request too; the CA decides its names.
+"$CTL" pki csr --dir "$WORK/coord-req" --federation demo --coordinator --name coord.example.org \
+  --ip 127.0.0.1 >/dev/null
+out=$("$CTL" pki inspect "$WORK/coord-req/coordinator.csr")
+check "a coordinator request asks for its DNS and IP names" \
+  grep -qE "DNS names: +coord.example.org" <<<"$out"
+"$CTL" pki sign --dir "$CA" --csr "$WORK/coord-req/coordinator.csr" --federation demo --coordinator \
+  --name localhost --ip 127.0.0.1 --out "$WORK/coord-req" >/dev/null 2>"$WORK/err"
+check "sign warns when the names granted differ from the request's" \
+  grep -q "asks for DNS:coord.example.org, IP:127.0.0.1; the certificate names DNS:localhost, IP:127.0.0.1" "$WORK/err"
+check "the signed coordinator certificate has serverAuth and clientAuth" \
+  grep -q "TLS Web Server Authentication, TLS Web Client Authentication" \
+  <(openssl x509 -in "$WORK/coord-req/coordinator.pem" -noout -ext extendedKeyUsage)
+set +e
+"$CTL" pki sign --dir "$CA" --csr "$SITE/hospital-a.csr" --federation demo --coordinator \
+  >/dev/null 2>"$WORK/err"; code=$?
+set -e
+check "a site's request is not signed as the coordinator" test "$code" -eq 1
+check "the refusal says why" grep -q "a site identity cannot be signed as the coordinator" "$WORK/err"
+
 # --- The coordinator with a CRL ---------------------------------------------------------------
 "$CTL" pki crl --dir "$CA" >/dev/null
 cp "$CA/crl.pem" "$COORD/crl.pem"
