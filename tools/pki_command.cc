@@ -718,9 +718,10 @@ struct InspectOptions {
   std::string federation;
 };
 
-const auto kList = [](const std::vector<std::string>& v) {
+// "a, b, c", or "-" for an empty list.
+std::string ListOrDash(const std::vector<std::string>& v) {
   return v.empty() ? std::string("-") : absl::StrJoin(v, ", ");
-};
+}
 
 void InspectRequest(const std::string& file, const std::string& pem) {
   absl::StatusOr<crypto::CertificateRequestInfo> info = crypto::InspectCertificateRequest(pem);
@@ -728,9 +729,9 @@ void InspectRequest(const std::string& file, const std::string& pem) {
   std::cout << "file:          " << file << " (certificate request, signature valid)\n"
             << "subject:       CN=" << info->common_name << "\n"
             << "key:           " << info->key_type << "\n"
-            << "DNS names:     " << kList(info->dns_names) << "\n"
-            << "IP addresses:  " << kList(info->ip_addresses) << "\n"
-            << "URIs:          " << kList(info->uris) << "\n";
+            << "DNS names:     " << ListOrDash(info->dns_names) << "\n"
+            << "IP addresses:  " << ListOrDash(info->ip_addresses) << "\n"
+            << "URIs:          " << ListOrDash(info->uris) << "\n";
 }
 
 void RunInspect(const InspectOptions& options) {
@@ -770,10 +771,10 @@ void RunInspect(const InspectOptions& options) {
             << "not after:     " << FormatUtc(info->not_after) << "\n"
             << "status:        " << status << "\n"
             << "CA:            " << (info->is_ca ? "yes" : "no") << "\n"
-            << "ext key usage: " << kList(usages) << "\n"
-            << "DNS names:     " << kList(info->dns_names) << "\n"
-            << "IP addresses:  " << kList(info->ip_addresses) << "\n"
-            << "URIs:          " << kList(info->uris) << "\n"
+            << "ext key usage: " << ListOrDash(usages) << "\n"
+            << "DNS names:     " << ListOrDash(info->dns_names) << "\n"
+            << "IP addresses:  " << ListOrDash(info->ip_addresses) << "\n"
+            << "URIs:          " << ListOrDash(info->uris) << "\n"
             << "SHA-256:       " << info->sha256_fingerprint_hex << "\n";
 
   if (options.ca.empty() && options.federation.empty()) return;
