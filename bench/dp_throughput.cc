@@ -6,13 +6,17 @@
 // DP step (fixed batch): DpSgdStepper::Step, i.e. what RunDpSgd does per step apart from the
 // Poisson subsampling: the clipped gradient sum (ClippedGradientComputer), N(0, (sigma C)^2)
 // noise from the SecureSampler added to it in place (sigma C = 1.0), and the scaled update.
-// RunDpSgd itself is also timed (sample_rate = batch / n on an n-row data set, samples/s =
-// examples seen / time) so the cost of subsampling shows up separately.
+// RunDpSgd itself is also timed (sample_rate = batch / n on an n-row data set, 10 steps per
+// call, samples/s = examples seen / time) so the cost of subsampling shows up separately.
+// Peak memory: tensor bytes through LibTorch's CPU allocator (a counting wrapper installed with
+// c10::SetCPUAllocator) over 3 steps of each kind from a fresh module.
 //
 // Each measurement: warm-up, then enough steps for >= --min-seconds, repeated --reps times
 // (the variants interleaved), median printed. The pieces of the DP step (clip, noise, update)
 // are timed alone the same way.
 #include <algorithm>
+#include <mutex>
+#include <unordered_map>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include <c10/core/CPUAllocator.h>
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -42,6 +47,7 @@ namespace {
 constexpr double kNoiseMultiplier = 1.0;  // sigma
 constexpr double kMaxGradNorm = 1.0;      // C: sigma * C = 1.0
 constexpr double kLearningRate = 0.05;
+constexpr int64_t kRunSteps = 10;
 
 double Seconds(const std::function<void()>& f, int64_t times) {
   const auto start = std::chrono::steady_clock::now();
@@ -92,6 +98,68 @@ double MedianPerStep(const Timed& t) {
   return Median(per);
 }
 
+// LibTorch's CPU allocator with a count of live and peak bytes: every CPU tensor's storage
+// goes through c10::GetCPUAllocator(). Memory that libraries take for themselves (BLAS or
+// oneDNN scratch, the sampler's stack buffers) is not counted.
+class PeakTrackingAllocator final : public c10::Allocator {
+ public:
+  // `base` must be a raw allocator (data pointer == context, as LibTorch's default CPU
+  // allocator): the sizes are kept in a table by pointer.
+  explicit PeakTrackingAllocator(c10::Allocator* base)
+      : base_(base), base_deleter_(base->raw_deleter()) {
+    instance_ = this;
+  }
+
+  c10::DataPtr allocate(size_t n) const override {
+    c10::DataPtr inner = base_->allocate(n);
+    const c10::Device device = inner.device();
+    void* data = inner.release_context();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      sizes_[data] = n;
+      live_ += static_cast<int64_t>(n);
+      peak_ = std::max(peak_, live_);
+    }
+    return c10::DataPtr(data, data, &Delete, device);
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &Delete; }
+
+  // Starts a new peak at the current live bytes; returns them.
+  int64_t ResetPeak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    peak_ = live_;
+    return peak_;
+  }
+  int64_t peak() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return peak_;
+  }
+
+ private:
+  static void Delete(void* data) {
+    PeakTrackingAllocator* self = instance_;
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      auto it = self->sizes_.find(data);
+      if (it != self->sizes_.end()) {
+        self->live_ -= static_cast<int64_t>(it->second);
+        self->sizes_.erase(it);
+      }
+    }
+    self->base_deleter_(data);
+  }
+
+  static inline PeakTrackingAllocator* instance_ = nullptr;
+  c10::Allocator* base_;
+  c10::DeleterFnPtr base_deleter_;
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<void*, size_t> sizes_;
+  mutable int64_t live_ = 0;
+  mutable int64_t peak_ = 0;
+};
+
+PeakTrackingAllocator* tracker = nullptr;  // installed by main
+
 struct Scenario {
   std::string name;
   std::function<torch::nn::Sequential()> build;  // the same weights on every call
@@ -101,6 +169,37 @@ struct Scenario {
   double target;  // DP / non-private
 };
 
+// Peak tensor bytes of 3 training steps of each kind from a fresh start (optimizer or stepper
+// built inside the window, so gradients and reused buffers count), above the live bytes of
+// the model and the batch before it.
+std::pair<int64_t, int64_t> PeakStepBytes(const Scenario& sc, const torch::Tensor& x,
+                                          const torch::Tensor& y,
+                                          crypto::SecureSampler& sampler) {
+  int64_t plain = 0;
+  {
+    torch::nn::Sequential module = sc.build();
+    const int64_t base = tracker->ResetPeak();
+    torch::optim::SGD optimizer(module->parameters(), torch::optim::SGDOptions(kLearningRate));
+    for (int i = 0; i < 3; ++i) {
+      optimizer.zero_grad();
+      torch::Tensor loss = torch::nn::functional::cross_entropy(module->forward(x), y);
+      loss.backward();
+      optimizer.step();
+    }
+    plain = tracker->peak() - base;
+  }
+  int64_t dp = 0;
+  {
+    torch::nn::Sequential module = sc.build();
+    const int64_t base = tracker->ResetPeak();
+    client::DpSgdStepper stepper(module, kMaxGradNorm, kNoiseMultiplier, kLearningRate,
+                                 static_cast<double>(sc.batch));
+    for (int i = 0; i < 3; ++i) Check(stepper.Step(x, y, sampler).status(), "Step");
+    dp = tracker->peak() - base;
+  }
+  return {plain, dp};
+}
+
 void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, double min_seconds,
                  int64_t min_steps) {
   torch::manual_seed(1);
@@ -109,6 +208,7 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   batch_shape.insert(batch_shape.end(), sc.example_shape.begin(), sc.example_shape.end());
   const torch::Tensor x = torch::randn(batch_shape);
   const torch::Tensor y = torch::randint(sc.classes, {b}, torch::kInt64);
+  const auto [plain_bytes, dp_bytes] = PeakStepBytes(sc, x, y, sampler);
 
   // Separate (identically built) modules, so that neither variant drifts the other's weights.
   torch::nn::Sequential plain_module = sc.build();
@@ -132,7 +232,8 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
                                expected_batch);
   auto dp_step = [&] { Check(stepper.Step(x, y, sampler).status(), "DpSgdStepper::Step"); };
 
-  // RunDpSgd on an n-row data set with q = b / n, one step per call.
+  // RunDpSgd on an n-row data set with q = b / n, kRunSteps steps per call (a call builds its
+  // stepper and buffers, as a training round does).
   const int64_t n = 100 * b;
   batch_shape[0] = n;
   const torch::Tensor big_x = torch::randn(batch_shape);
@@ -142,7 +243,7 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   run_config.max_grad_norm = kMaxGradNorm;
   run_config.sample_rate = static_cast<double>(b) / static_cast<double>(n);
   run_config.learning_rate = kLearningRate;
-  run_config.steps = 1;
+  run_config.steps = kRunSteps;
   int64_t run_examples = 0;
   auto run_step = [&] {
     absl::StatusOr<client::DpSgdStats> stats =
@@ -168,12 +269,12 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   };
 
   std::vector<Timed> main_variants = {{"non-private SGD step", plain_step},
-                                      {"DP-SGD step (fixed batch)", dp_step},
-                                      {"RunDpSgd (Poisson, 1 step/call)", run_step}};
+                                      {"DP-SGD step (fixed batch)", dp_step}};
   Measure(main_variants, reps, min_seconds, min_steps);
-  // RunDpSgd's batch size is random: re-time it with the examples counted.
-  Timed& run = main_variants[2];
-  run.seconds.clear();
+  // RunDpSgd's batch size is random: size the calls, then time them with the examples counted.
+  std::vector<Timed> run_variant = {{"RunDpSgd (Poisson, 10 steps/call)", run_step}};
+  Measure(run_variant, 1, min_seconds, std::max<int64_t>(1, min_steps / kRunSteps));
+  Timed& run = run_variant[0];
   std::vector<double> run_rates;
   for (int r = 0; r < reps; ++r) {
     run_examples = 0;
@@ -190,7 +291,7 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   const double run_rate = Median(run_rates);
   const double ratio = dp_rate / plain_rate;
   const char* method = stepper.method() == client::ClippingMethod::kLinear ? "closed form"
-                       : stepper.method() == client::ClippingMethod::kConv ? "conv (unfold)"
+                       : stepper.method() == client::ClippingMethod::kConv ? "conv (hooks + per-example conv grads)"
                                                                             : "per-example loop";
   std::printf("\n%s, batch %lld, %lld parameters, clipping: %s\n", sc.name.c_str(),
               static_cast<long long>(b), static_cast<long long>(num_params), method);
@@ -201,8 +302,8 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   };
   row(main_variants[0], plain_rate);
   row(main_variants[1], dp_rate);
-  std::printf("  %-36s %10lld %12s %14.0f\n", run.name.c_str(), static_cast<long long>(run.steps),
-              "-", run_rate);
+  std::printf("  %-36s %10lld %12s %14.0f\n", run.name.c_str(),
+              static_cast<long long>(run.steps * kRunSteps), "-", run_rate);
   const double dp_ms = 1e3 * MedianPerStep(main_variants[1]);
   for (const Timed& t : pieces) {
     const double ms = 1e3 * MedianPerStep(t);
@@ -212,6 +313,12 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   std::printf("  ratio DP/non-private (fixed batch): %.3f (target >= %.2f: %s)\n", ratio,
               sc.target, ratio >= sc.target ? "met" : "MISSED");
   std::printf("  ratio RunDpSgd/non-private:         %.3f\n", run_rate / plain_rate);
+  const double memory_ratio = static_cast<double>(dp_bytes) / static_cast<double>(plain_bytes);
+  std::printf(
+      "  peak tensor memory of 3 steps: non-private %.1f KiB, DP %.1f KiB: ratio %.3f "
+      "(target <= 1.50: %s)\n",
+      plain_bytes / 1024.0, dp_bytes / 1024.0, memory_ratio,
+      memory_ratio <= 1.5 ? "met" : "MISSED");
 }
 
 void RunSampling(crypto::SecureSampler& sampler, int reps) {
@@ -284,6 +391,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   torch::set_num_threads(threads);
+  static bench::PeakTrackingAllocator tracking_allocator(c10::GetCPUAllocator());
+  c10::SetCPUAllocator(&tracking_allocator, /*priority=*/100);
+  bench::tracker = &tracking_allocator;
   absl::StatusOr<std::unique_ptr<crypto::SecureSampler>> sampler =
       crypto::SecureSampler::FromOsEntropy();
   if (!sampler.ok()) {

@@ -11,7 +11,11 @@ namespace {
 
 // Conv2d per-example gradients are formed for slices of the batch whose unfolded input stays
 // under this size, which bounds the extra memory of a DP step.
-constexpr int64_t kUnfoldSliceBytes = int64_t{4} << 20;
+constexpr int64_t kUnfoldSliceBytes = int64_t{2} << 20;
+// Convolutions whose patch (in_channels * kh * kw) has at least this many values get their
+// per-example weight gradients from a grouped convolution backward; smaller ones (e.g. a first
+// layer on one channel, where that is slower) from the unfolded input and a batched product.
+constexpr int64_t kGroupedMinPatch = 16;
 // Parameters up to this size are updated by a plain loop (no LibTorch dispatch); larger ones
 // by add_, which LibTorch spreads over its threads.
 constexpr int64_t kLoopUpdateMax = int64_t{1} << 16;
@@ -281,26 +285,101 @@ absl::Status ClippedGradientComputer::ComputeLinear(const torch::Tensor& x_in,
 absl::Status ClippedGradientComputer::ComputeConv(const torch::Tensor& x, const torch::Tensor& y,
                                                   double clip) {
   const int64_t batch = x.size(0);
-  // Forward with autograd, keeping each Linear's and Conv2d's input and output.
-  std::vector<torch::Tensor> inputs;
-  std::vector<torch::Tensor> outputs;
-  std::vector<torch::nn::Conv2dImpl*> convs;  // nullptr for a Linear
+  const auto options = x.options();
+  // Per Linear or Conv2d layer: its input (saved by autograd for its backward anyway), and
+  // what the backward hook keeps of its output gradient: for a Linear layer the gradient
+  // itself [batch, out]; for a convolution the per-example weight gradients
+  // [batch, out * in * kh * kw] and bias gradients [batch, out], the output gradient itself
+  // being released as in a plain backward.
+  struct Layer {
+    torch::nn::Conv2dImpl* conv = nullptr;  // nullptr for a Linear layer
+    torch::Tensor input;
+    torch::Tensor grad;
+    torch::Tensor weight_grads;
+    torch::Tensor bias_grads;
+  };
+  std::vector<Layer> layers;
+  torch::Tensor norms_squared = torch::zeros({batch}, options);
+
+  auto conv_hook = [&](Layer& layer, const torch::Tensor& g) {
+    const torch::Tensor& a = layer.input;
+    const auto& o = layer.conv->options;
+    const auto& padding = c10::get<torch::ExpandingArray<2>>(o.padding());
+    const int64_t out_channels = g.size(1);
+    const int64_t positions = g.size(2) * g.size(3);
+    const int64_t patch = layer.conv->weight.numel() / out_channels;
+    torch::Tensor g3 = g.reshape({batch, out_channels, positions});
+    layer.bias_grads = g3.sum(2);
+    norms_squared += layer.bias_grads.pow(2).sum(1);
+    if (patch >= kGroupedMinPatch) {
+      // All per-example weight gradients at once, as the weight gradient of a convolution
+      // with one group per example (LibTorch's own convolution backward; the weight argument
+      // only gives the shape, so a broadcast zero stands in for it).
+      const int64_t in_channels = a.size(1);
+      torch::Tensor shape_only =
+          torch::zeros({1}, options).expand({batch * out_channels, in_channels,
+                                             (*o.kernel_size())[0], (*o.kernel_size())[1]});
+      auto grads = at::convolution_backward(
+          g.reshape({1, batch * out_channels, g.size(2), g.size(3)}),
+          a.reshape({1, batch * in_channels, a.size(2), a.size(3)}), shape_only, c10::nullopt,
+          *o.stride(), *padding, *o.dilation(), /*transposed=*/false, {0, 0}, batch,
+          {false, true, false});
+      layer.weight_grads = std::get<1>(grads).view({batch, out_channels * patch});
+      norms_squared += at::linalg_vector_norm(layer.weight_grads, 2, {1}).square();
+      return;
+    }
+    layer.weight_grads = torch::empty({batch, out_channels * patch}, options);
+    const int64_t slice = std::max<int64_t>(
+        1, kUnfoldSliceBytes / (patch * positions * static_cast<int64_t>(a.element_size())));
+    for (int64_t begin = 0; begin < batch; begin += slice) {
+      const int64_t end = std::min(batch, begin + slice);
+      // U_i [in * kh * kw, positions] as a strided view of the zero-padded input, then one
+      // copy: faster than im2col (unfold) in LibTorch 1.13.
+      torch::Tensor padded = at::constant_pad_nd(
+          a.slice(0, begin, end),
+          {(*padding)[1], (*padding)[1], (*padding)[0], (*padding)[0]});
+      torch::Tensor window = padded.as_strided(
+          {end - begin, a.size(1), (*o.kernel_size())[0], (*o.kernel_size())[1], g.size(2),
+           g.size(3)},
+          {padded.stride(0), padded.stride(1), padded.stride(2) * (*o.dilation())[0],
+           padded.stride(3) * (*o.dilation())[1], padded.stride(2) * (*o.stride())[0],
+           padded.stride(3) * (*o.stride())[1]});
+      torch::Tensor u = window.reshape({end - begin, patch, positions});
+      torch::Tensor per =
+          layer.weight_grads.slice(0, begin, end).view({end - begin, out_channels, patch});
+      at::bmm_out(per, g3.slice(0, begin, end), u.transpose(1, 2));
+      norms_squared.slice(0, begin, end) += per.pow(2).sum({1, 2});
+    }
+  };
+
   torch::Tensor loss;
-  std::vector<torch::Tensor> grads;
   {
     torch::AutoGradMode grad_mode(true);
     torch::Tensor h = x;
+    torch::Tensor first_bias;  // the backward runs down to the first layer's bias
+    layers.reserve(module_->children().size());
     for (const auto& child : module_->children()) {
-      if (auto* linear = child->as<torch::nn::Linear>()) {
-        inputs.push_back(h);
-        h = linear->forward(h);
-        outputs.push_back(h);
-        convs.push_back(nullptr);
-      } else if (auto* conv = child->as<torch::nn::Conv2d>()) {
-        inputs.push_back(h);
-        h = conv->forward(h);
-        outputs.push_back(h);
-        convs.push_back(conv);
+      auto* linear = child->as<torch::nn::Linear>();
+      auto* conv = child->as<torch::nn::Conv2d>();
+      if (linear != nullptr || conv != nullptr) {
+        if (linear != nullptr && h.dim() != 2) {
+          return absl::InvalidArgumentError("a Linear layer needs 2-D inputs");
+        }
+        layers.push_back({conv, h.detach(), {}, {}, {}});
+        Layer* layer = &layers.back();
+        h = linear != nullptr ? linear->forward(h) : conv->forward(h);
+        if (!first_bias.defined()) first_bias = linear != nullptr ? linear->bias : conv->bias;
+        // The hook sees dL/d(output), whose row i is dL_i/d(output_i) since the loss is a sum
+        // over examples. It lives in the graph: `h` itself need not be kept.
+        h.register_hook([layer, &conv_hook, &norms_squared](const torch::Tensor& g) {
+          if (layer->conv != nullptr) {
+            conv_hook(*layer, g);
+          } else {
+            layer->grad = g;
+            norms_squared += g.pow(2).sum(1) * (layer->input.pow(2).sum(1) + 1.0);
+          }
+          return torch::Tensor();
+        });
       } else if (child->as<torch::nn::ReLU>() != nullptr) {
         h = torch::relu(h);
       } else if (auto* pool = child->as<torch::nn::MaxPool2d>()) {
@@ -310,58 +389,24 @@ absl::Status ClippedGradientComputer::ComputeConv(const torch::Tensor& x, const 
       }
     }
     loss = torch::nn::functional::cross_entropy(h, y, SumReduction());
-    // Row i of each output gradient is dL_i/dy_i, since the loss is a sum over examples.
-    grads = torch::autograd::grad({loss}, outputs);
+    h = torch::Tensor();
+    if (first_bias.defined()) torch::autograd::grad({loss}, {first_bias});
   }
   torch::NoGradGuard no_grad;
   result_.loss_sum = loss.item<double>();
-  const auto options = x.options();
-  torch::Tensor norms_squared = torch::zeros({batch}, options);
-  // Per conv layer: per-example weight gradients [batch, out * in * k * k] and bias gradients
-  // [batch, out].
-  std::vector<torch::Tensor> weight_grads(outputs.size());
-  std::vector<torch::Tensor> bias_grads(outputs.size());
-  for (size_t l = 0; l < outputs.size(); ++l) {
-    const torch::Tensor a = inputs[l].detach();
-    const torch::Tensor& g = grads[l];
-    if (convs[l] == nullptr) {
-      if (a.dim() != 2) return absl::InvalidArgumentError("a Linear layer needs 2-D inputs");
-      norms_squared += g.pow(2).sum(1) * (a.pow(2).sum(1) + 1.0);
-      continue;
-    }
-    const auto& o = convs[l]->options;
-    const auto unfold = torch::nn::functional::UnfoldFuncOptions(o.kernel_size())
-                            .dilation(o.dilation())
-                            .padding(c10::get<torch::ExpandingArray<2>>(o.padding()))
-                            .stride(o.stride());
-    const int64_t out_channels = g.size(1);
-    const int64_t positions = g.size(2) * g.size(3);
-    const int64_t patch = convs[l]->weight.numel() / out_channels;
-    weight_grads[l] = torch::empty({batch, out_channels * patch}, options);
-    const int64_t slice = std::max<int64_t>(
-        1, kUnfoldSliceBytes / (patch * positions * static_cast<int64_t>(a.element_size())));
-    torch::Tensor g3 = g.reshape({batch, out_channels, positions});
-    bias_grads[l] = g3.sum(2);
-    for (int64_t begin = 0; begin < batch; begin += slice) {
-      const int64_t end = std::min(batch, begin + slice);
-      torch::Tensor u = torch::nn::functional::unfold(a.slice(0, begin, end), unfold);
-      torch::Tensor per = weight_grads[l].slice(0, begin, end).view({end - begin, out_channels, patch});
-      at::bmm_out(per, g3.slice(0, begin, end), u.transpose(1, 2));
-    }
-    norms_squared += weight_grads[l].pow(2).sum(1) + bias_grads[l].pow(2).sum(1);
-  }
   result_.norms = norms_squared.sqrt();
   torch::Tensor factor = (clip / (result_.norms + 1e-12)).clamp_max(1.0);
-  for (size_t l = 0; l < outputs.size(); ++l) {
+  for (size_t l = 0; l < layers.size(); ++l) {
+    Layer& layer = layers[l];
     torch::Tensor& weight_sum = result_.sum[2 * l];
     torch::Tensor& bias_sum = result_.sum[2 * l + 1];
-    if (convs[l] == nullptr) {
-      at::mm_out(weight_sum, (grads[l] * factor.unsqueeze(1)).t(), inputs[l].detach());
-      at::mv_out(bias_sum, grads[l].t(), factor);
+    if (layer.conv == nullptr) {
+      at::mm_out(weight_sum, (layer.grad * factor.unsqueeze(1)).t(), layer.input);
+      at::mv_out(bias_sum, layer.grad.t(), factor);
     } else {
       torch::Tensor flat_weight = weight_sum.view({-1});
-      at::mv_out(flat_weight, weight_grads[l].t(), factor);
-      at::mv_out(bias_sum, bias_grads[l].t(), factor);
+      at::mv_out(flat_weight, layer.weight_grads.t(), factor);
+      at::mv_out(bias_sum, layer.bias_grads.t(), factor);
     }
   }
   return absl::OkStatus();

@@ -52,17 +52,19 @@ std::vector<torch::Tensor> PerExampleLoop(torch::nn::Sequential& module, const t
 
 // A small CNN: two 3x3 convolutions (the second with `stride`), ReLU, 2x2 max-pooling, two
 // Linear layers, on [batch, 1, side, side] inputs.
-torch::nn::Sequential RandomCnn(int64_t side, int64_t stride, uint64_t seed, torch::Dtype dtype) {
+torch::nn::Sequential RandomCnn(int64_t side, int64_t stride, uint64_t seed, torch::Dtype dtype,
+                                int64_t dilation = 1) {
   torch::manual_seed(seed);
   torch::nn::Sequential module;
   module->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)));
   module->push_back(torch::nn::ReLU());
   module->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
-  module->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 6, 3).padding(1).stride(stride)));
+  module->push_back(torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(4, 6, 3).padding(1).stride(stride).dilation(dilation)));
   module->push_back(torch::nn::ReLU());
   module->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
   module->push_back(torch::nn::Flatten());
-  const int64_t after_conv2 = (side / 2 + 2 - 3) / stride + 1;
+  const int64_t after_conv2 = (side / 2 + 2 - 2 * dilation - 1) / stride + 1;
   const int64_t features = 6 * (after_conv2 / 2) * (after_conv2 / 2);
   module->push_back(torch::nn::Linear(features, 8));
   module->push_back(torch::nn::ReLU());
@@ -151,14 +153,17 @@ TEST_CASE("Conv2d models: the clipped sum equals a float64 per-example loop to 1
     int64_t stride;
     int64_t batch;
     double clip;
+    int64_t dilation = 1;
   };
   // side 64: the unfolded input of the first convolution is sliced over the batch.
   for (const Case& c : std::vector<Case>{
-           {12, 1, 17, 0.5}, {12, 2, 9, 5.0}, {12, 1, 1, 0.1}, {12, 1, 0, 1.0}, {64, 1, 20, 0.5}}) {
+           {12, 1, 17, 0.5}, {12, 2, 9, 5.0}, {12, 1, 1, 0.1}, {12, 1, 0, 1.0}, {64, 1, 20, 0.5},
+           {16, 2, 7, 0.5, 2}}) {
     for (uint64_t seed : {1u, 2u}) {
-      INFO("side " << c.side << " stride " << c.stride << " batch " << c.batch << " seed "
-                   << seed);
-      torch::nn::Sequential module = RandomCnn(c.side, c.stride, seed, torch::kFloat64);
+      INFO("side " << c.side << " stride " << c.stride << " dilation " << c.dilation << " batch "
+                   << c.batch << " seed " << seed);
+      torch::nn::Sequential module =
+          RandomCnn(c.side, c.stride, seed, torch::kFloat64, c.dilation);
       ClippedGradientComputer computer(module);
       REQUIRE(computer.method() == ClippingMethod::kConv);
       torch::Tensor x = torch::randn({c.batch, 1, c.side, c.side}, torch::kFloat64) * 2;
