@@ -32,10 +32,14 @@ enum class ClippingMethod {
   // c_i = min(1, C / ||grad_i||). Per-example gradients are never materialised.
   kLinear,
   // A Sequential of Conv2d (bias, zero padding, groups 1), ReLU, MaxPool2d, Flatten and
-  // Linear layers: one autograd pass gives each layer's output gradient; a convolution's
-  // per-example weight gradient is G_i U_i^T with U_i the unfolded (im2col) input, computed
-  // with a batched matrix product in slices of the batch, its bias gradient the sum of G_i
-  // over positions; Linear layers as above.
+  // Linear layers: one autograd pass (down to the first layer's bias only, so no weight
+  // gradients) during which backward hooks see each layer's output gradient G. A
+  // convolution's per-example weight gradient is G_i U_i^T with U_i the unfolded input; the
+  // hook forms them all at once as the weight gradient of a convolution with one group per
+  // example (patches of >= 16 values), or from a strided-window unfold and a batched matrix
+  // product in slices of the batch (smaller patches, e.g. a first layer on one channel), then
+  // lets G go as a plain backward would. The bias gradient is G_i summed over positions;
+  // Linear layers as above. The clipped sums are the per-example gradients weighted by c.
   kConv,
   // Anything else: one forward and backward per example (correct for any model, slow).
   kPerExampleLoop,
