@@ -3,16 +3,20 @@
 // rate of the secure Gaussian sampler against LibTorch's normal_(), all in one run.
 //
 // Non-private step: zero_grad, forward, mean cross-entropy, backward, SGD step.
-// DP step (fixed batch): what RunDpSgd does per step apart from the Poisson subsampling and its
-// loss bookkeeping: ClippedGradientSum on the batch, N(0, (sigma C)^2) noise from the
-// SecureSampler for every parameter (sigma C = 1.0), and the scaled update. RunDpSgd itself is
-// also timed (sample_rate = batch / n on an n-row data set, samples/s = examples seen / time)
-// so the cost of subsampling and the extra loss forward shows up separately.
+// DP step (fixed batch): DpSgdStepper::Step, i.e. what RunDpSgd does per step apart from the
+// Poisson subsampling: the clipped gradient sum (ClippedGradientComputer), N(0, (sigma C)^2)
+// noise from the SecureSampler added to it in place (sigma C = 1.0), and the scaled update.
+// RunDpSgd itself is also timed (sample_rate = batch / n on an n-row data set, 10 steps per
+// call, samples/s = examples seen / time) so the cost of subsampling shows up separately.
+// Peak memory: tensor bytes through LibTorch's CPU allocator (a counting wrapper installed with
+// c10::SetCPUAllocator) over 3 steps of each kind from a fresh module.
 //
 // Each measurement: warm-up, then enough steps for >= --min-seconds, repeated --reps times
 // (the variants interleaved), median printed. The pieces of the DP step (clip, noise, update)
 // are timed alone the same way.
 #include <algorithm>
+#include <mutex>
+#include <unordered_map>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include <c10/core/CPUAllocator.h>
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -42,6 +47,7 @@ namespace {
 constexpr double kNoiseMultiplier = 1.0;  // sigma
 constexpr double kMaxGradNorm = 1.0;      // C: sigma * C = 1.0
 constexpr double kLearningRate = 0.05;
+constexpr int64_t kRunSteps = 10;
 
 double Seconds(const std::function<void()>& f, int64_t times) {
   const auto start = std::chrono::steady_clock::now();
@@ -92,30 +98,127 @@ double MedianPerStep(const Timed& t) {
   return Median(per);
 }
 
+// LibTorch's CPU allocator with a count of live and peak bytes: every CPU tensor's storage
+// goes through c10::GetCPUAllocator(). Memory that libraries take for themselves (BLAS or
+// oneDNN scratch, the sampler's stack buffers) is not counted.
+class PeakTrackingAllocator final : public c10::Allocator {
+ public:
+  // `base` must be a raw allocator (data pointer == context, as LibTorch's default CPU
+  // allocator): the sizes are kept in a table by pointer.
+  explicit PeakTrackingAllocator(c10::Allocator* base)
+      : base_(base), base_deleter_(base->raw_deleter()) {
+    instance_ = this;
+  }
+
+  c10::DataPtr allocate(size_t n) const override {
+    c10::DataPtr inner = base_->allocate(n);
+    const c10::Device device = inner.device();
+    void* data = inner.release_context();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      sizes_[data] = n;
+      live_ += static_cast<int64_t>(n);
+      peak_ = std::max(peak_, live_);
+    }
+    return c10::DataPtr(data, data, &Delete, device);
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &Delete; }
+
+  // Starts a new peak at the current live bytes; returns them.
+  int64_t ResetPeak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    peak_ = live_;
+    return peak_;
+  }
+  int64_t peak() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return peak_;
+  }
+
+ private:
+  static void Delete(void* data) {
+    PeakTrackingAllocator* self = instance_;
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      auto it = self->sizes_.find(data);
+      if (it != self->sizes_.end()) {
+        self->live_ -= static_cast<int64_t>(it->second);
+        self->sizes_.erase(it);
+      }
+    }
+    self->base_deleter_(data);
+  }
+
+  static inline PeakTrackingAllocator* instance_ = nullptr;
+  c10::Allocator* base_;
+  c10::DeleterFnPtr base_deleter_;
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<void*, size_t> sizes_;
+  mutable int64_t live_ = 0;
+  mutable int64_t peak_ = 0;
+};
+
+PeakTrackingAllocator* tracker = nullptr;  // installed by main
+
 struct Scenario {
   std::string name;
-  config::ModelSpec spec;
+  std::function<torch::nn::Sequential()> build;  // the same weights on every call
+  std::vector<int64_t> example_shape;            // one example's input shape
+  int64_t classes;
   int64_t batch;
   double target;  // DP / non-private
 };
+
+// Peak tensor bytes of 3 training steps of each kind from a fresh start (optimizer or stepper
+// built inside the window, so gradients and reused buffers count), above the live bytes of
+// the model and the batch before it.
+std::pair<int64_t, int64_t> PeakStepBytes(const Scenario& sc, const torch::Tensor& x,
+                                          const torch::Tensor& y,
+                                          crypto::SecureSampler& sampler) {
+  int64_t plain = 0;
+  {
+    torch::nn::Sequential module = sc.build();
+    const int64_t base = tracker->ResetPeak();
+    torch::optim::SGD optimizer(module->parameters(), torch::optim::SGDOptions(kLearningRate));
+    for (int i = 0; i < 3; ++i) {
+      optimizer.zero_grad();
+      torch::Tensor loss = torch::nn::functional::cross_entropy(module->forward(x), y);
+      loss.backward();
+      optimizer.step();
+    }
+    plain = tracker->peak() - base;
+  }
+  int64_t dp = 0;
+  {
+    torch::nn::Sequential module = sc.build();
+    const int64_t base = tracker->ResetPeak();
+    client::DpSgdStepper stepper(module, kMaxGradNorm, kNoiseMultiplier, kLearningRate,
+                                 static_cast<double>(sc.batch));
+    for (int i = 0; i < 3; ++i) Check(stepper.Step(x, y, sampler).status(), "Step");
+    dp = tracker->peak() - base;
+  }
+  return {plain, dp};
+}
 
 void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, double min_seconds,
                  int64_t min_steps) {
   torch::manual_seed(1);
   const int64_t b = sc.batch;
-  const torch::Tensor x = torch::randn({b, sc.spec.inputs});
-  const torch::Tensor y = torch::randint(sc.spec.classes, {b}, torch::kInt64);
+  std::vector<int64_t> batch_shape = {b};
+  batch_shape.insert(batch_shape.end(), sc.example_shape.begin(), sc.example_shape.end());
+  const torch::Tensor x = torch::randn(batch_shape);
+  const torch::Tensor y = torch::randint(sc.classes, {b}, torch::kInt64);
+  const auto [plain_bytes, dp_bytes] = PeakStepBytes(sc, x, y, sampler);
 
   // Separate (identically built) modules, so that neither variant drifts the other's weights.
-  torch::nn::Sequential plain_module = model::BuildModule(sc.spec);
-  torch::nn::Sequential dp_module = model::BuildModule(sc.spec);
-  torch::nn::Sequential run_module = model::BuildModule(sc.spec);
-  torch::nn::Sequential piece_module = model::BuildModule(sc.spec);
+  torch::nn::Sequential plain_module = sc.build();
+  torch::nn::Sequential dp_module = sc.build();
+  torch::nn::Sequential run_module = sc.build();
+  torch::nn::Sequential piece_module = sc.build();
   torch::optim::SGD optimizer(plain_module->parameters(), torch::optim::SGDOptions(kLearningRate));
-  std::vector<torch::Tensor> dp_params = dp_module->parameters();
   std::vector<torch::Tensor> piece_params = piece_module->parameters();
   int64_t num_params = 0;
-  for (const torch::Tensor& p : dp_params) num_params += p.numel();
+  for (const torch::Tensor& p : piece_params) num_params += p.numel();
 
   auto plain_step = [&] {
     optimizer.zero_grad();
@@ -125,29 +228,22 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   };
   const double noise_stddev = kNoiseMultiplier * kMaxGradNorm;
   const double expected_batch = static_cast<double>(b);
-  auto dp_step = [&] {
-    absl::StatusOr<client::ClippedGradients> grads =
-        client::ClippedGradientSum(dp_module, x, y, kMaxGradNorm);
-    Check(grads.status(), "ClippedGradientSum");
-    torch::NoGradGuard no_grad;
-    for (size_t k = 0; k < dp_params.size(); ++k) {
-      torch::Tensor noise = torch::empty_like(dp_params[k], torch::kFloat32);
-      Check(sampler.Gaussian(noise.data_ptr<float>(), noise.numel(), noise_stddev), "Gaussian");
-      torch::Tensor update = (grads->sum[k] + noise.to(dp_params[k].dtype())) / expected_batch;
-      dp_params[k].sub_(update * kLearningRate);
-    }
-  };
+  client::DpSgdStepper stepper(dp_module, kMaxGradNorm, kNoiseMultiplier, kLearningRate,
+                               expected_batch);
+  auto dp_step = [&] { Check(stepper.Step(x, y, sampler).status(), "DpSgdStepper::Step"); };
 
-  // RunDpSgd on an n-row data set with q = b / n, one step per call.
+  // RunDpSgd on an n-row data set with q = b / n, kRunSteps steps per call (a call builds its
+  // stepper and buffers, as a training round does).
   const int64_t n = 100 * b;
-  const torch::Tensor big_x = torch::randn({n, sc.spec.inputs});
-  const torch::Tensor big_y = torch::randint(sc.spec.classes, {n}, torch::kInt64);
+  batch_shape[0] = n;
+  const torch::Tensor big_x = torch::randn(batch_shape);
+  const torch::Tensor big_y = torch::randint(sc.classes, {n}, torch::kInt64);
   client::DpSgdConfig run_config;
   run_config.noise_multiplier = kNoiseMultiplier;
   run_config.max_grad_norm = kMaxGradNorm;
   run_config.sample_rate = static_cast<double>(b) / static_cast<double>(n);
   run_config.learning_rate = kLearningRate;
-  run_config.steps = 1;
+  run_config.steps = kRunSteps;
   int64_t run_examples = 0;
   auto run_step = [&] {
     absl::StatusOr<client::DpSgdStats> stats =
@@ -157,73 +253,72 @@ void RunScenario(const Scenario& sc, crypto::SecureSampler& sampler, int reps, d
   };
 
   // The pieces of the DP step, alone.
-  auto clip_only = [&] {
-    absl::StatusOr<client::ClippedGradients> grads =
-        client::ClippedGradientSum(piece_module, x, y, kMaxGradNorm);
-    Check(grads.status(), "ClippedGradientSum");
-  };
-  std::vector<torch::Tensor> noise_buffers;
-  std::vector<torch::Tensor> fake_sums;
-  for (const torch::Tensor& p : piece_params) {
-    noise_buffers.push_back(torch::empty_like(p, torch::kFloat32));
-    fake_sums.push_back(torch::randn_like(p));
-  }
+  client::ClippedGradientComputer clipper(piece_module);
+  auto clip_only = [&] { Check(clipper.Compute(x, y, kMaxGradNorm).status(), "Compute"); };
+  torch::Tensor flat = torch::zeros({num_params});
   auto noise_only = [&] {
-    for (torch::Tensor& buf : noise_buffers) {
-      Check(sampler.Gaussian(buf.data_ptr<float>(), buf.numel(), noise_stddev), "Gaussian");
-    }
+    Check(sampler.AddGaussian(flat.data_ptr<float>(), flat.numel(), noise_stddev), "Gaussian");
   };
+  std::vector<torch::Tensor> fake_sums;
+  for (const torch::Tensor& p : piece_params) fake_sums.push_back(torch::randn_like(p));
   auto update_only = [&] {
     torch::NoGradGuard no_grad;
     for (size_t k = 0; k < piece_params.size(); ++k) {
-      torch::Tensor update = (fake_sums[k] + noise_buffers[k].to(piece_params[k].dtype())) /
-                             expected_batch;
-      piece_params[k].sub_(update * 1e-9);  // keep the weights (nearly) fixed
+      piece_params[k].add_(fake_sums[k], -1e-9 / expected_batch);  // keep the weights fixed
     }
   };
 
   std::vector<Timed> main_variants = {{"non-private SGD step", plain_step},
-                                      {"DP-SGD step (fixed batch)", dp_step},
-                                      {"RunDpSgd (Poisson, 1 step/call)", run_step}};
+                                      {"DP-SGD step (fixed batch)", dp_step}};
   Measure(main_variants, reps, min_seconds, min_steps);
-  // RunDpSgd's batch size is random: re-time it with the examples counted.
-  Timed& run = main_variants[2];
-  run.seconds.clear();
+  // RunDpSgd's batch size is random: size the calls, then time them with the examples counted.
+  std::vector<Timed> run_variant = {{"RunDpSgd (Poisson, 10 steps/call)", run_step}};
+  Measure(run_variant, 1, min_seconds, std::max<int64_t>(1, min_steps / kRunSteps));
+  Timed& run = run_variant[0];
   std::vector<double> run_rates;
   for (int r = 0; r < reps; ++r) {
     run_examples = 0;
     const double s = Seconds(run.step, run.steps);
     run_rates.push_back(static_cast<double>(run_examples) / s);
   }
-  std::vector<Timed> pieces = {{"  clip (ClippedGradientSum)", clip_only},
-                               {"  noise (SecureSampler)", noise_only},
-                               {"  update", update_only}};
+  std::vector<Timed> pieces = {{"  clip (ClippedGradientComputer)", clip_only},
+                               {"  noise (SecureSampler::AddGaussian)", noise_only},
+                               {"  update (add_)", update_only}};
   Measure(pieces, reps, min_seconds, min_steps);
 
   const double plain_rate = static_cast<double>(b) / MedianPerStep(main_variants[0]);
   const double dp_rate = static_cast<double>(b) / MedianPerStep(main_variants[1]);
   const double run_rate = Median(run_rates);
   const double ratio = dp_rate / plain_rate;
-  std::printf("\n%s, batch %lld, %lld parameters\n", sc.name.c_str(), static_cast<long long>(b),
-              static_cast<long long>(num_params));
-  std::printf("  %-34s %10s %12s %14s\n", "variant", "steps/rep", "ms/step", "samples/s");
+  const char* method = stepper.method() == client::ClippingMethod::kLinear ? "closed form"
+                       : stepper.method() == client::ClippingMethod::kConv ? "conv (hooks + per-example conv grads)"
+                                                                            : "per-example loop";
+  std::printf("\n%s, batch %lld, %lld parameters, clipping: %s\n", sc.name.c_str(),
+              static_cast<long long>(b), static_cast<long long>(num_params), method);
+  std::printf("  %-36s %10s %12s %14s\n", "variant", "steps/rep", "ms/step", "samples/s");
   auto row = [](const Timed& t, double rate) {
-    std::printf("  %-34s %10lld %12.4f %14.0f\n", t.name.c_str(),
+    std::printf("  %-36s %10lld %12.4f %14.0f\n", t.name.c_str(),
                 static_cast<long long>(t.steps), 1e3 * MedianPerStep(t), rate);
   };
   row(main_variants[0], plain_rate);
   row(main_variants[1], dp_rate);
-  std::printf("  %-34s %10lld %12s %14.0f\n", run.name.c_str(), static_cast<long long>(run.steps),
-              "-", run_rate);
+  std::printf("  %-36s %10lld %12s %14.0f\n", run.name.c_str(),
+              static_cast<long long>(run.steps * kRunSteps), "-", run_rate);
   const double dp_ms = 1e3 * MedianPerStep(main_variants[1]);
   for (const Timed& t : pieces) {
     const double ms = 1e3 * MedianPerStep(t);
-    std::printf("  %-34s %10lld %12.4f %13.0f%% of DP step\n", t.name.c_str(),
+    std::printf("  %-36s %10lld %12.4f %13.0f%% of DP step\n", t.name.c_str(),
                 static_cast<long long>(t.steps), ms, 100 * ms / dp_ms);
   }
   std::printf("  ratio DP/non-private (fixed batch): %.3f (target >= %.2f: %s)\n", ratio,
               sc.target, ratio >= sc.target ? "met" : "MISSED");
   std::printf("  ratio RunDpSgd/non-private:         %.3f\n", run_rate / plain_rate);
+  const double memory_ratio = static_cast<double>(dp_bytes) / static_cast<double>(plain_bytes);
+  std::printf(
+      "  peak tensor memory of 3 steps: non-private %.1f KiB, DP %.1f KiB: ratio %.3f "
+      "(target <= 1.50: %s)\n",
+      plain_bytes / 1024.0, dp_bytes / 1024.0, memory_ratio,
+      memory_ratio <= 1.5 ? "met" : "MISSED");
 }
 
 void RunSampling(crypto::SecureSampler& sampler, int reps) {
@@ -281,6 +376,7 @@ int main(int argc, char** argv) {
   int64_t min_steps = 300;
   int threads = 2;
   int sampling_reps = 7;
+  std::string only;
   app.add_option("--reps", reps, "Repetitions per measurement (the median is printed)")
       ->check(CLI::PositiveNumber);
   app.add_option("--min-seconds", min_seconds, "Minimum seconds per timed repetition")
@@ -290,9 +386,14 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "torch::set_num_threads")->check(CLI::PositiveNumber);
   app.add_option("--sampling-reps", sampling_reps, "Repetitions of the 4M-value fills")
       ->check(CLI::PositiveNumber);
+  app.add_option("--only", only,
+                 "Run only the scenarios whose name contains this (\"sampling\": the sampler)");
   CLI11_PARSE(app, argc, argv);
 
   torch::set_num_threads(threads);
+  static bench::PeakTrackingAllocator tracking_allocator(c10::GetCPUAllocator());
+  c10::SetCPUAllocator(&tracking_allocator, /*priority=*/100);
+  bench::tracker = &tracking_allocator;
   absl::StatusOr<std::unique_ptr<crypto::SecureSampler>> sampler =
       crypto::SecureSampler::FromOsEntropy();
   if (!sampler.ok()) {
@@ -311,13 +412,31 @@ int main(int argc, char** argv) {
   mlp.inputs = 784;
   mlp.hidden = {512, 256};
   mlp.classes = 10;
+  auto built_in = [](const config::ModelSpec& spec) {
+    return [spec] {
+      torch::manual_seed(7);
+      return model::BuildModule(spec);
+    };
+  };
+  // Two 3x3 convolutions (1->16->32, ReLU, 2x2 max-pool), then Linear 1568->128->10.
+  auto cnn = [] {
+    torch::manual_seed(7);
+    using namespace torch::nn;  // NOLINT: a model definition
+    return Sequential(Conv2d(Conv2dOptions(1, 16, 3).padding(1)), ReLU(),
+                      MaxPool2d(MaxPool2dOptions(2)), Conv2d(Conv2dOptions(16, 32, 3).padding(1)),
+                      ReLU(), MaxPool2d(MaxPool2dOptions(2)), Flatten(), Linear(32 * 7 * 7, 128),
+                      ReLU(), Linear(128, 10));
+  };
   const std::vector<bench::Scenario> scenarios = {
-      {"logistic regression 30->2", logreg, 64, 0.7},
-      {"MLP 784-512-256-10", mlp, 128, 0.6},
+      {"logistic regression 30->2", built_in(logreg), {30}, 2, 64, 0.7},
+      {"MLP 784-512-256-10", built_in(mlp), {784}, 10, 128, 0.6},
+      {"CNN conv3x3(1->16)-pool-conv3x3(16->32)-pool-128-10 on 28x28x1", cnn, {1, 28, 28}, 10,
+       128, 0.75},
   };
   for (const bench::Scenario& sc : scenarios) {
+    if (sc.name.find(only) == std::string::npos) continue;
     bench::RunScenario(sc, **sampler, reps, min_seconds, min_steps);
   }
-  bench::RunSampling(**sampler, sampling_reps);
+  if (only.empty() || only == "sampling") bench::RunSampling(**sampler, sampling_reps);
   return 0;
 }

@@ -4,30 +4,90 @@
 // Includes LibTorch: DP-SGD runs next to the trainer.
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/crypto/secure_sampler.h"
 
 namespace cohort::client {
 
 // The sum over a batch of per-example gradients, each clipped to a maximum L2 norm (flat over
-// all parameters), and the per-example norms before clipping.
+// all parameters), the per-example norms before clipping and the batch's summed loss.
 struct ClippedGradients {
   std::vector<torch::Tensor> sum;  // one per parameter, in registration order
   torch::Tensor norms;             // [batch]
+  double loss_sum = 0;             // summed cross-entropy of the batch, at the current weights
 };
 
-// Computes ClippedGradients for a built-in model (a Sequential of Linear and ReLU layers) under
-// summed cross-entropy, without materialising per-example gradients. One backward pass gives
-// each Linear layer's output gradient g_i; its per-example weight gradient is the rank-one
-// g_i x_i^T, whose norm is ||g_i|| * ||x_i||, and the bias gradient is g_i. With the clip
-// factors c_i = min(1, C / ||grad_i||), the clipped sums are (c * G)^T X and sum_i c_i g_i.
-// Works in the module's dtype (float32 or float64). Unimplemented for other layer types.
+// How ClippedGradientComputer gets the per-example norms for a module.
+enum class ClippingMethod {
+  // A Sequential of Linear (with bias) and ReLU layers on [batch, features] inputs: no
+  // autograd. The output gradient of summed softmax cross-entropy is softmax - onehot in
+  // closed form, the other layers' output gradients come from one hand-written backward
+  // (G W, masked by the ReLUs). A Linear layer's per-example weight gradient is the rank-one
+  // g_i a_i^T, so its squared norm with the bias is ||g_i||^2 (||a_i||^2 + 1), and the
+  // clipped sums are (c G)^T A and sum_i c_i g_i for the clip factors
+  // c_i = min(1, C / ||grad_i||). Per-example gradients are never materialised.
+  kLinear,
+  // A Sequential of Conv2d (bias, zero padding, groups 1), ReLU, MaxPool2d, Flatten and
+  // Linear layers: one autograd pass gives each layer's output gradient; a convolution's
+  // per-example weight gradient is G_i U_i^T with U_i the unfolded (im2col) input, computed
+  // with a batched matrix product in slices of the batch, its bias gradient the sum of G_i
+  // over positions; Linear layers as above.
+  kConv,
+  // Anything else: one forward and backward per example (correct for any model, slow).
+  kPerExampleLoop,
+};
+
+// Computes ClippedGradients for a Sequential under summed cross-entropy, reusing its buffers
+// across calls (the tensors of the returned struct are overwritten by the next call). Works in
+// the module's dtype (float32 or float64); x must have that dtype, y int64 labels.
+// Not thread-safe.
+class ClippedGradientComputer {
+ public:
+  explicit ClippedGradientComputer(torch::nn::Sequential module);
+
+  ClippingMethod method() const { return method_; }
+
+  absl::StatusOr<const ClippedGradients*> Compute(const torch::Tensor& x, const torch::Tensor& y,
+                                                  double max_grad_norm);
+
+  // The clipped sums as one flat buffer (parameters in registration order), which the
+  // tensors of ClippedGradients::sum view.
+  torch::Tensor& flat_sum() { return flat_sum_; }
+
+ private:
+  absl::Status ComputeLinear(const torch::Tensor& x, const torch::Tensor& y, double clip);
+  absl::Status ComputeConv(const torch::Tensor& x, const torch::Tensor& y, double clip);
+  absl::Status ComputeLoop(const torch::Tensor& x, const torch::Tensor& y, double clip);
+
+  torch::nn::Sequential module_;
+  ClippingMethod method_ = ClippingMethod::kPerExampleLoop;
+  std::vector<torch::Tensor> params_;
+  torch::Tensor flat_sum_;
+  ClippedGradients result_;
+  // kLinear scratch, per Linear layer: its output (then its output gradient).
+  std::vector<torch::Tensor> outputs_;
+  std::vector<torch::Tensor> input_grads_;  // gradient w.r.t. each Linear's input
+  std::vector<double> row_norms_;           // double accumulators, [batch]
+};
+
+// ClippedGradientComputer(module).Compute(...), with fresh tensors.
 absl::StatusOr<ClippedGradients> ClippedGradientSum(torch::nn::Sequential& module,
                                                     const torch::Tensor& x,
                                                     const torch::Tensor& y,
                                                     double max_grad_norm);
+
+// The per-example loop for any model given as a forward function and its parameters (e.g. a
+// TorchScript module: [&](const torch::Tensor& t) { return m.forward({t}).toTensor(); } and
+// its parameters()): one forward and one autograd pass per example, so it costs about a
+// batch's worth of single-example steps. Summed cross-entropy, flat clipping as above.
+absl::StatusOr<ClippedGradients> ClippedGradientSumPerExample(
+    const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+    const std::vector<torch::Tensor>& params, const torch::Tensor& x, const torch::Tensor& y,
+    double max_grad_norm);
 
 // One DP-SGD run (Abadi et al. 2016) with Poisson sampling.
 struct DpSgdConfig {
@@ -43,6 +103,29 @@ struct DpSgdStats {
   int64_t examples_seen = 0;       // sum of the (random) batch sizes
   double mean_loss = 0;            // over examples seen, before each step
   double clipped_fraction = 0;     // share of examples whose gradient was clipped
+};
+
+// The DP-SGD step on a given batch, with its buffers kept across steps: clipped sum, plus
+// N(0, (sigma C)^2) noise on every coordinate (also for an empty batch) added in place, then
+// params -= learning_rate * (sum + noise) / expected_batch, in place.
+class DpSgdStepper {
+ public:
+  DpSgdStepper(torch::nn::Sequential module, double max_grad_norm, double noise_multiplier,
+               double learning_rate, double expected_batch);
+
+  ClippingMethod method() const { return clipper_.method(); }
+
+  // The gradients of the last step (before the noise), for statistics.
+  absl::StatusOr<const ClippedGradients*> Step(const torch::Tensor& x, const torch::Tensor& y,
+                                               crypto::SecureSampler& sampler);
+
+ private:
+  ClippedGradientComputer clipper_;
+  std::vector<torch::Tensor> params_;
+  double max_grad_norm_;
+  double noise_stddev_;
+  double scale_;  // -learning_rate / expected_batch
+  std::vector<float> noise_;  // float64 models: the noise before conversion
 };
 
 // Runs `config.steps` steps: each batch is a Poisson sample of the rows of (x, y); the

@@ -156,6 +156,13 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
     *why = message.has_welcome() || status.error_code() != grpc::StatusCode::CANCELLED
                ? status.error_message()
                : "the coordinator did not start the session with Welcome";
+    // A coordinator that refuses our certificate just closes the connection; say what is
+    // wrong with it when that can be seen here.
+    if (!message.has_welcome()) {
+      if (std::string problems = tls::OwnCertificateProblems(config_.tls); !problems.empty()) {
+        *why = absl::StrCat(*why, "; ", problems);
+      }
+    }
     return SessionEnd::kLost;
   }
   ++sessions_opened_;

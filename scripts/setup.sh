@@ -10,6 +10,9 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libyaml-cpp-dev catch2 libssl-dev libsqlite3-dev
   prometheus-cpp-dev libcli11-dev libbenchmark-dev
   python3-torch  # tests check that Python's torch.load reads cohort checkpoints
+  # deploy/ tests: systemd-analyze verify/security and systemd-sysusers (the units), the
+  # Compose schema (docker-compose config, no daemon), the Kubernetes API models (manifests)
+  systemd python3-yaml docker-compose python3-kubernetes
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/config/coordinator_config.h"
+#include "common/tls/revocation.h"
 #include "common/util/log.h"
 #include "common/util/signals.h"
 #include "server/coordinator.h"
@@ -30,6 +31,12 @@ int main(int argc, char** argv) {
               << config->sites.size() << " sites, " << config->rounds.count << " rounds)\n";
     return 0;
   }
+  // Before any thread starts: SIGHUP re-reads the CRL at once (it is also re-read whenever
+  // its file changes).
+  cohort::CallOnHangup([] {
+    spdlog::info("stage=tls received SIGHUP, re-reading the CRL");
+    cohort::tls::RefreshAllRevocationLists();
+  });
   // Before any thread starts: SIGINT/SIGTERM stop the coordinator cleanly (the open round
   // is recorded as aborted, sessions end, the server stops).
   static std::atomic<cohort::server::Coordinator*> running{nullptr};

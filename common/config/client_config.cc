@@ -23,7 +23,7 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
   config.coordinator = top.String("coordinator");
   CheckHostPort(top, "coordinator", config.coordinator, /*allow_port_zero=*/false);
   config.server_name = top.String("server_name", "");
-  config.tls = ReadTls(top.Map("tls"));
+  config.tls = ReadTls(top.Map("tls"), /*allow_crl=*/false);
 
   MapReader data = top.Map("data");
   if (!top.Has("data")) top.Fail("data", "required key is missing");

@@ -11,8 +11,9 @@ namespace cohort::config {
 
 // Reads a required id (site or federation name) and checks its form.
 std::string ReadId(MapReader& reader, const std::string& key);
-// Reads the `tls:` section (ca, cert, key; all must exist).
-TlsFiles ReadTls(MapReader tls);
+// Reads the `tls:` section (ca, cert, key; all must exist; and, if `allow_crl`, the optional
+// crl). The key must not be accessible to group or others.
+TlsFiles ReadTls(MapReader tls, bool allow_crl);
 // Reads the optional `logging:` section.
 LoggingConfig ReadLogging(MapReader logging);
 // Checks "host:port" (port 0..65535; 0 means pick a free port, only useful for listening).

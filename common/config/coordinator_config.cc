@@ -1,5 +1,7 @@
 #include "common/config/coordinator_config.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -7,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/config/config_common.h"
 #include "common/config/yaml_reader.h"
 #include "common/util/site_id.h"
@@ -22,11 +25,25 @@ std::string ReadId(MapReader& reader, const std::string& key) {
   return id;
 }
 
-TlsFiles ReadTls(MapReader tls) {
+TlsFiles ReadTls(MapReader tls, bool allow_crl) {
   TlsFiles files;
   files.ca = tls.Path("ca", true, true);
   files.cert = tls.Path("cert", true, true);
   files.key = tls.Path("key", true, true);
+  if (allow_crl) files.crl = tls.Path("crl", /*required=*/false, /*must_exist=*/true);
+  // Refuse a private key that other local users could read. As in PostgreSQL, a key owned by
+  // root may be readable by its group (Debian's ssl-cert group; Kubernetes Secrets mounted
+  // with fsGroup are root-owned and group-readable); any other key must be 0600 or stricter.
+  struct stat st = {};
+  if (!files.key.empty() && stat(files.key.c_str(), &st) == 0) {
+    const bool root_owned = st.st_uid == 0;
+    const mode_t forbidden = root_owned ? 037 : 077;
+    if ((st.st_mode & forbidden) != 0) {
+      tls.Fail("key", absl::StrFormat("permissions %04o are too open; chmod 600 '%s'%s",
+                                      st.st_mode & 07777, files.key,
+                                      root_owned ? " (a root-owned key may also be 0640)" : ""));
+    }
+  }
   tls.Finish();
   return files;
 }
@@ -97,7 +114,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   config.federation = ReadId(top, "federation");
   config.listen = top.String("listen");
   CheckHostPort(top, "listen", config.listen, /*allow_port_zero=*/true);
-  config.tls = ReadTls(top.Map("tls"));
+  config.tls = ReadTls(top.Map("tls"), /*allow_crl=*/true);
   config.sites = top.StringList("sites", /*required=*/true);
   std::set<std::string> seen;
   for (const std::string& site : config.sites) {

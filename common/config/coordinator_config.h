@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -12,9 +13,19 @@ namespace cohort::config {
 
 // PEM files for one TLS identity plus the federation CA that peers must chain to.
 struct TlsFiles {
+  TlsFiles() = default;
+  TlsFiles(std::string ca_path, std::string cert_path, std::string key_path)
+      : ca(std::move(ca_path)), cert(std::move(cert_path)), key(std::move(key_path)) {}
+
   std::string ca;
   std::string cert;
   std::string key;
+  // The federation's CRL (coordinator only; empty: no revocation check). Re-read whenever
+  // the file changes, so a revoked site is refused at its next handshake.
+  std::string crl;
+  // How often the certificate, key and CA files are polled for changes. Not read from
+  // YAML: tests shorten it to see a rotation quickly.
+  unsigned reload_seconds = 10;
 };
 
 // Logging options shared by both daemons.

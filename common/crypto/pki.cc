@@ -16,8 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
+#include <iterator>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -46,6 +49,12 @@ struct OpenSslFree {
   void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
   void operator()(X509_STORE* p) const { X509_STORE_free(p); }
   void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
+  void operator()(X509_CRL* p) const { X509_CRL_free(p); }
+  void operator()(X509_REVOKED* p) const { X509_REVOKED_free(p); }
+  void operator()(STACK_OF(X509_EXTENSION) * p) const {
+    sk_X509_EXTENSION_pop_free(p, X509_EXTENSION_free);
+  }
 };
 
 // Frees buffers that OpenSSL allocated with OPENSSL_malloc (BN_bn2hex, ASN1_STRING_to_UTF8).
@@ -64,6 +73,10 @@ using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, OpenSslFree>;
 using X509Ptr = std::unique_ptr<X509, OpenSslFree>;
 using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, OpenSslFree>;
 using X509StorePtr = std::unique_ptr<X509_STORE, OpenSslFree>;
+using X509ReqPtr = std::unique_ptr<X509_REQ, OpenSslFree>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, OpenSslFree>;
+using X509RevokedPtr = std::unique_ptr<X509_REVOKED, OpenSslFree>;
+using ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), OpenSslFree>;
 
 // RFC 5280 upper bound on the length of a commonName attribute.
 constexpr size_t kMaxCommonNameLength = 64;
@@ -255,6 +268,25 @@ std::string FormatIpAddress(const unsigned char* data, int length) {
                       HexEncode(absl::string_view(reinterpret_cast<const char*>(data), length)));
 }
 
+// Appends the DNS, IP and URI entries of `names` (may be null) to the three lists.
+void ReadGeneralNames(const GENERAL_NAMES* names, std::vector<std::string>* dns_names,
+                      std::vector<std::string>* ip_addresses, std::vector<std::string>* uris) {
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    int type = 0;
+    const auto* value = static_cast<const ASN1_STRING*>(GENERAL_NAME_get0_value(name, &type));
+    if (type != GEN_DNS && type != GEN_URI && type != GEN_IPADD) continue;
+    const unsigned char* data = ASN1_STRING_get0_data(value);
+    const int length = ASN1_STRING_length(value);
+    if (type == GEN_IPADD) {
+      ip_addresses->push_back(FormatIpAddress(data, length));
+    } else {
+      std::string text(reinterpret_cast<const char*>(data), static_cast<size_t>(length));
+      (type == GEN_DNS ? dns_names : uris)->push_back(std::move(text));
+    }
+  }
+}
+
 // Appends a GENERAL_NAME of `type` whose value is an ASN1_STRING holding `value`.
 absl::Status PushGeneralName(GENERAL_NAMES* names, int type, absl::string_view value) {
   AsnStringPtr str(type == GEN_IPADD ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new());
@@ -377,6 +409,80 @@ absl::StatusOr<PemIdentity> SignAndEncode(X509* cert, EVP_PKEY* signing_key,
   return PemIdentity{*std::move(cert_pem), *std::move(key_pem)};
 }
 
+// The CA's certificate and key, parsed and checked to belong together.
+struct LoadedCa {
+  X509Ptr cert;
+  PkeyPtr key;
+};
+
+absl::StatusOr<LoadedCa> LoadCa(const PemIdentity& ca) {
+  absl::StatusOr<X509Ptr> ca_cert = ParseCertificate(ca.cert_pem, "the CA certificate");
+  if (!ca_cert.ok()) return ca_cert.status();
+  absl::StatusOr<PkeyPtr> ca_key = ParsePrivateKey(ca.key_pem, "the CA key");
+  if (!ca_key.ok()) return ca_key.status();
+  if (X509_check_private_key(ca_cert->get(), ca_key->get()) != 1) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument,
+                        "checking that the CA key matches the CA certificate");
+  }
+  // 1 means basicConstraints CA:TRUE (and keyCertSign, if keyUsage is present).
+  if (X509_check_ca(ca_cert->get()) != 1) {
+    return absl::InvalidArgumentError(
+        "the CA certificate is not a certificate authority (needs basicConstraints CA:TRUE "
+        "and keyUsage keyCertSign)");
+  }
+  return LoadedCa{*std::move(ca_cert), *std::move(ca_key)};
+}
+
+// Builds and signs a leaf certificate for `subject_key` as described by `spec`: see
+// IssueCertificate() for the extensions.
+absl::StatusOr<X509Ptr> SignLeaf(const LoadedCa& ca, EVP_PKEY* subject_key,
+                                 const CertificateSpec& spec) {
+  if (absl::Status s = ValidateCommonName(spec.common_name); !s.ok()) return s;
+  if (absl::Status s = ValidateWindow(spec.not_before, spec.not_after); !s.ok()) return s;
+  absl::StatusOr<GeneralNamesPtr> alt_names = BuildSubjectAltNames(spec);
+  if (!alt_names.ok()) return alt_names.status();
+
+  absl::StatusOr<X509Ptr> cert =
+      NewCertificate(spec.common_name, subject_key, X509_get_subject_name(ca.cert.get()),
+                     spec.not_before, spec.not_after);
+  if (!cert.ok()) return cert.status();
+  X509* x = cert->get();
+
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, ca.cert.get(), x, nullptr, nullptr, 0);
+  if (absl::Status s = AddExtension(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          AddExtension(x, &ctx, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+      !s.ok()) {
+    return s;
+  }
+  if (spec.server_auth || spec.client_auth) {
+    const char* usage = spec.server_auth && spec.client_auth ? "serverAuth,clientAuth"
+                        : spec.server_auth                   ? "serverAuth"
+                                                             : "clientAuth";
+    if (absl::Status s = AddExtension(x, &ctx, NID_ext_key_usage, usage); !s.ok()) return s;
+  }
+  if (*alt_names != nullptr) {
+    // Not critical: RFC 5280 only requires that when the subject name is empty.
+    X509ExtensionPtr ext(X509V3_EXT_i2d(NID_subject_alt_name, /*crit=*/0, alt_names->get()));
+    if (ext == nullptr) return InternalError("encoding subjectAltName");
+    if (X509_add_ext(x, ext.get(), -1) != 1) return InternalError("X509_add_ext(subjectAltName)");
+  }
+  if (absl::Status s = AddExtension(x, &ctx, NID_subject_key_identifier, "hash"); !s.ok()) {
+    return s;
+  }
+  // "always" makes this fail rather than silently omit the extension when the CA
+  // certificate has no subjectKeyIdentifier to copy.
+  if (absl::Status s = AddExtension(x, &ctx, NID_authority_key_identifier, "keyid:always");
+      !s.ok()) {
+    return s;
+  }
+  if (X509_sign(x, ca.key.get(), EVP_sha256()) <= 0) return InternalError("X509_sign");
+  return cert;
+}
+
 // Reads every PEM certificate in `pem` into `store`; fails if there is none or if any
 // block after the first is malformed.
 absl::Status AddTrustAnchors(X509_STORE* store, absl::string_view pem) {
@@ -440,66 +546,23 @@ absl::StatusOr<PemIdentity> CreateCertificateAuthority(const std::string& common
 
 absl::StatusOr<PemIdentity> IssueCertificate(const PemIdentity& ca, const CertificateSpec& spec) {
   ERR_clear_error();
+  // The spec is checked before the CA so that its errors do not depend on the CA.
   if (absl::Status s = ValidateCommonName(spec.common_name); !s.ok()) return s;
   if (absl::Status s = ValidateWindow(spec.not_before, spec.not_after); !s.ok()) return s;
-  absl::StatusOr<GeneralNamesPtr> alt_names = BuildSubjectAltNames(spec);
-  if (!alt_names.ok()) return alt_names.status();
-
-  absl::StatusOr<X509Ptr> ca_cert = ParseCertificate(ca.cert_pem, "the CA certificate");
-  if (!ca_cert.ok()) return ca_cert.status();
-  absl::StatusOr<PkeyPtr> ca_key = ParsePrivateKey(ca.key_pem, "the CA key");
-  if (!ca_key.ok()) return ca_key.status();
-  if (X509_check_private_key(ca_cert->get(), ca_key->get()) != 1) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
-                        "checking that the CA key matches the CA certificate");
+  if (absl::StatusOr<GeneralNamesPtr> names = BuildSubjectAltNames(spec); !names.ok()) {
+    return names.status();
   }
-  // 1 means basicConstraints CA:TRUE (and keyCertSign, if keyUsage is present).
-  if (X509_check_ca(ca_cert->get()) != 1) {
-    return absl::InvalidArgumentError(
-        "the CA certificate is not a certificate authority (needs basicConstraints CA:TRUE "
-        "and keyUsage keyCertSign)");
-  }
-
+  absl::StatusOr<LoadedCa> loaded = LoadCa(ca);
+  if (!loaded.ok()) return loaded.status();
   absl::StatusOr<PkeyPtr> key = GenerateP256Key();
   if (!key.ok()) return key.status();
-  absl::StatusOr<X509Ptr> cert =
-      NewCertificate(spec.common_name, key->get(), X509_get_subject_name(ca_cert->get()),
-                     spec.not_before, spec.not_after);
+  absl::StatusOr<X509Ptr> cert = SignLeaf(*loaded, key->get(), spec);
   if (!cert.ok()) return cert.status();
-  X509* x = cert->get();
-
-  X509V3_CTX ctx;
-  X509V3_set_ctx(&ctx, ca_cert->get(), x, nullptr, nullptr, 0);
-  if (absl::Status s = AddExtension(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s =
-          AddExtension(x, &ctx, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-      !s.ok()) {
-    return s;
-  }
-  if (spec.server_auth || spec.client_auth) {
-    const char* usage = spec.server_auth && spec.client_auth ? "serverAuth,clientAuth"
-                        : spec.server_auth                   ? "serverAuth"
-                                                             : "clientAuth";
-    if (absl::Status s = AddExtension(x, &ctx, NID_ext_key_usage, usage); !s.ok()) return s;
-  }
-  if (*alt_names != nullptr) {
-    // Not critical: RFC 5280 only requires that when the subject name is empty.
-    X509ExtensionPtr ext(X509V3_EXT_i2d(NID_subject_alt_name, /*crit=*/0, alt_names->get()));
-    if (ext == nullptr) return InternalError("encoding subjectAltName");
-    if (X509_add_ext(x, ext.get(), -1) != 1) return InternalError("X509_add_ext(subjectAltName)");
-  }
-  if (absl::Status s = AddExtension(x, &ctx, NID_subject_key_identifier, "hash"); !s.ok()) {
-    return s;
-  }
-  // "always" makes this fail rather than silently omit the extension when the CA
-  // certificate has no subjectKeyIdentifier to copy.
-  if (absl::Status s = AddExtension(x, &ctx, NID_authority_key_identifier, "keyid:always");
-      !s.ok()) {
-    return s;
-  }
-  return SignAndEncode(x, ca_key->get(), key->get());
+  absl::StatusOr<std::string> cert_pem = CertificateToPem(cert->get());
+  if (!cert_pem.ok()) return cert_pem.status();
+  absl::StatusOr<std::string> key_pem = PrivateKeyToPem(key->get());
+  if (!key_pem.ok()) return key_pem.status();
+  return PemIdentity{*std::move(cert_pem), *std::move(key_pem)};
 }
 
 absl::StatusOr<CertificateInfo> InspectCertificate(const std::string& cert_pem) {
@@ -547,20 +610,7 @@ absl::StatusOr<CertificateInfo> InspectCertificate(const std::string& cert_pem) 
   if (names == nullptr && critical != -1) {  // -1 means "absent"; anything else is malformed
     return OpenSslError(absl::StatusCode::kInvalidArgument, "decoding subjectAltName");
   }
-  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names.get()); ++i) {
-    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
-    int type = 0;
-    const auto* value = static_cast<const ASN1_STRING*>(GENERAL_NAME_get0_value(name, &type));
-    if (type != GEN_DNS && type != GEN_URI && type != GEN_IPADD) continue;
-    const unsigned char* data = ASN1_STRING_get0_data(value);
-    const int length = ASN1_STRING_length(value);
-    if (type == GEN_IPADD) {
-      info.ip_addresses.push_back(FormatIpAddress(data, length));
-    } else {
-      std::string text(reinterpret_cast<const char*>(data), static_cast<size_t>(length));
-      (type == GEN_DNS ? info.dns_names : info.uris).push_back(std::move(text));
-    }
-  }
+  ReadGeneralNames(names.get(), &info.dns_names, &info.ip_addresses, &info.uris);
 
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_length = 0;
@@ -602,6 +652,496 @@ absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& c
                                                  X509_STORE_CTX_get_error_depth(ctx.get()), ": ",
                                                  X509_verify_cert_error_string(error)));
 }
+
+
+// ---- Certificate signing requests --------------------------------------------------------
+
+namespace {
+
+// Minimum RSA modulus accepted in a CSR.
+constexpr int kMinRsaBits = 2048;
+
+absl::StatusOr<X509ReqPtr> ParseRequest(absl::string_view pem) {
+  absl::StatusOr<BioPtr> bio = ReadOnlyBio(pem);
+  if (!bio.ok()) return bio.status();
+  X509ReqPtr req(PEM_read_bio_X509_REQ(bio->get(), nullptr, RefusePassword, nullptr));
+  if (req == nullptr) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument,
+                        "parsing the input as a PEM certificate request");
+  }
+  return req;
+}
+
+// "EC P-256" or "RSA 3072"; refuses every other kind of key with the reason.
+absl::StatusOr<std::string> AcceptableKeyType(EVP_PKEY* key) {
+  if (EVP_PKEY_is_a(key, "EC")) {
+    char group[64] = {};
+    size_t length = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof(group), &length) != 1) {
+      return OpenSslError(absl::StatusCode::kInvalidArgument, "reading the EC key's curve");
+    }
+    const std::string name(group, length);
+    if (name == "prime256v1" || name == "P-256") return std::string("EC P-256");
+    return absl::InvalidArgumentError(
+        absl::StrCat("the key is EC ", name, "; only ECDSA P-256 or RSA >= ", kMinRsaBits,
+                     " bits are accepted"));
+  }
+  if (EVP_PKEY_is_a(key, "RSA")) {
+    const int bits = EVP_PKEY_get_bits(key);
+    if (bits >= kMinRsaBits) return absl::StrCat("RSA ", bits);
+    return absl::InvalidArgumentError(absl::StrCat("the key is RSA ", bits,
+                                                   " bits; RSA keys need at least ",
+                                                   kMinRsaBits, " bits"));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("the key is ", EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
+                                                               : "of an unknown type",
+                   "; only ECDSA P-256 or RSA >= ", kMinRsaBits, " bits are accepted"));
+}
+
+// Parses a CSR, checks its signature and key; returns the request and its summary.
+absl::StatusOr<std::pair<X509ReqPtr, CertificateRequestInfo>> LoadRequest(
+    const std::string& csr_pem) {
+  absl::StatusOr<X509ReqPtr> req = ParseRequest(csr_pem);
+  if (!req.ok()) return req.status();
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req->get());  // owned by the request
+  if (key == nullptr) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument, "reading the request's public key");
+  }
+  if (X509_REQ_verify(req->get(), key) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "the certificate request's signature does not verify with its own key (the request "
+        "was altered, or not made with the key it carries)");
+  }
+  CertificateRequestInfo info;
+  absl::StatusOr<std::string> key_type = AcceptableKeyType(key);
+  if (!key_type.ok()) return key_type.status();
+  info.key_type = *std::move(key_type);
+  absl::StatusOr<std::string> cn = CommonNameOf(X509_REQ_get_subject_name(req->get()));
+  if (!cn.ok()) return cn.status();
+  info.common_name = *std::move(cn);
+  ExtensionStackPtr extensions(X509_REQ_get_extensions(req->get()));
+  if (extensions != nullptr) {
+    int critical = 0;
+    GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
+        X509V3_get_d2i(extensions.get(), NID_subject_alt_name, &critical, nullptr)));
+    if (names == nullptr && critical != -1) {
+      return OpenSslError(absl::StatusCode::kInvalidArgument,
+                          "decoding the request's subjectAltName");
+    }
+    ReadGeneralNames(names.get(), &info.dns_names, &info.ip_addresses, &info.uris);
+  }
+  ERR_clear_error();
+  return std::make_pair(*std::move(req), std::move(info));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> CreateCertificateRequest(const std::string& key_pem,
+                                                     const CertificateSpec& subject) {
+  ERR_clear_error();
+  if (absl::Status s = ValidateCommonName(subject.common_name); !s.ok()) return s;
+  absl::StatusOr<GeneralNamesPtr> alt_names = BuildSubjectAltNames(subject);
+  if (!alt_names.ok()) return alt_names.status();
+  absl::StatusOr<PkeyPtr> key = ParsePrivateKey(key_pem, "the private key");
+  if (!key.ok()) return key.status();
+
+  X509ReqPtr req(X509_REQ_new());
+  if (req == nullptr) return InternalError("X509_REQ_new");
+  if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1) {
+    return InternalError("X509_REQ_set_version");
+  }
+  X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  if (X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(subject.common_name.data()),
+                                 static_cast<int>(subject.common_name.size()), -1, 0) != 1) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument, "setting the request's common name");
+  }
+  if (X509_REQ_set_pubkey(req.get(), key->get()) != 1) return InternalError("X509_REQ_set_pubkey");
+  if (*alt_names != nullptr) {
+    ExtensionStackPtr extensions(sk_X509_EXTENSION_new_null());
+    if (extensions == nullptr) return InternalError("sk_X509_EXTENSION_new_null");
+    X509_EXTENSION* ext = X509V3_EXT_i2d(NID_subject_alt_name, /*crit=*/0, alt_names->get());
+    if (ext == nullptr) return InternalError("encoding subjectAltName");
+    if (sk_X509_EXTENSION_push(extensions.get(), ext) <= 0) {
+      X509_EXTENSION_free(ext);
+      return InternalError("sk_X509_EXTENSION_push");
+    }
+    if (X509_REQ_add_extensions(req.get(), extensions.get()) != 1) {
+      return InternalError("X509_REQ_add_extensions");
+    }
+  }
+  if (X509_REQ_sign(req.get(), key->get(), EVP_sha256()) <= 0) return InternalError("X509_REQ_sign");
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr) return InternalError("BIO_new(mem)");
+  if (PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) {
+    return InternalError("PEM_write_bio_X509_REQ");
+  }
+  return BioContents(bio.get());
+}
+
+absl::StatusOr<CertificateRequestInfo> InspectCertificateRequest(const std::string& csr_pem) {
+  ERR_clear_error();
+  auto loaded = LoadRequest(csr_pem);
+  if (!loaded.ok()) return loaded.status();
+  return std::move(loaded->second);
+}
+
+absl::StatusOr<std::string> SignCertificateRequest(const PemIdentity& ca,
+                                                   const std::string& csr_pem,
+                                                   const CertificateSpec& spec) {
+  ERR_clear_error();
+  auto request = LoadRequest(csr_pem);
+  if (!request.ok()) return request.status();
+  absl::StatusOr<LoadedCa> loaded = LoadCa(ca);
+  if (!loaded.ok()) return loaded.status();
+  absl::StatusOr<X509Ptr> cert =
+      SignLeaf(*loaded, X509_REQ_get0_pubkey(request->first.get()), spec);
+  if (!cert.ok()) return cert.status();
+  return CertificateToPem(cert->get());
+}
+
+absl::Status CheckKeyMatchesCertificate(const std::string& cert_pem, const std::string& key_pem) {
+  ERR_clear_error();
+  absl::StatusOr<X509Ptr> cert = ParseCertificate(cert_pem, "the certificate");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<PkeyPtr> key = ParsePrivateKey(key_pem, "the private key");
+  if (!key.ok()) return key.status();
+  if (X509_check_private_key(cert->get(), key->get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "the private key does not belong to the certificate (their public keys differ)");
+  }
+  return absl::OkStatus();
+}
+
+// ---- Revocation --------------------------------------------------------------------------
+
+namespace {
+
+// RFC 5280 section 5.3.1 reason codes, indexed by their CRLReason value; value 7 is unused.
+constexpr const char* kCrlReasons[] = {"unspecified",          "keyCompromise",
+                                       "cACompromise",         "affiliationChanged",
+                                       "superseded",           "cessationOfOperation",
+                                       "certificateHold",      nullptr,
+                                       "removeFromCRL",        "privilegeWithdrawn",
+                                       "aACompromise"};
+
+// The reasons CreateCrl accepts: a CA of this kind never puts certificates on hold.
+const std::vector<std::string>& AcceptedReasons() {
+  static const std::vector<std::string>* reasons = new std::vector<std::string>{
+      "unspecified", "keyCompromise",      "cACompromise",        "affiliationChanged",
+      "superseded",  "cessationOfOperation", "privilegeWithdrawn"};
+  return *reasons;
+}
+
+int ReasonCode(absl::string_view name) {
+  for (int i = 0; i < static_cast<int>(std::size(kCrlReasons)); ++i) {
+    if (kCrlReasons[i] != nullptr && name == kCrlReasons[i]) return i;
+  }
+  return -1;
+}
+
+absl::StatusOr<AsnStringPtr> SerialFromHex(const std::string& hex) {
+  const bool hex_only = !hex.empty() && hex.size() <= 40 &&
+                        hex.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+  BIGNUM* raw = nullptr;
+  if (!hex_only || BN_hex2bn(&raw, hex.c_str()) != static_cast<int>(hex.size())) {
+    BN_free(raw);
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat("serial '", hex, "' is not a hexadecimal number of at most 160 bits"));
+  }
+  BignumPtr bn(raw);
+  AsnStringPtr serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+  if (serial == nullptr) return InternalError("BN_to_ASN1_INTEGER(serial)");
+  return serial;
+}
+
+absl::StatusOr<std::string> SerialToHex(const ASN1_INTEGER* serial) {
+  BignumPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
+  if (bn == nullptr) return InternalError("ASN1_INTEGER_to_BN(serial)");
+  std::unique_ptr<char, OpenSslBufferFree> hex(BN_bn2hex(bn.get()));
+  if (hex == nullptr) return InternalError("BN_bn2hex(serial)");
+  return std::string(hex.get());
+}
+
+// Canonical form of a serial given by a user: uppercase, without leading zeros or colons.
+std::string CanonicalSerial(absl::string_view hex) {
+  std::string out;
+  for (char c : hex) {
+    if (c == ':') continue;
+    out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  const size_t first = out.find_first_not_of('0');
+  return first == std::string::npos ? "0" : out.substr(first);
+}
+
+absl::StatusOr<X509CrlPtr> ParseCrlPem(absl::string_view pem) {
+  absl::StatusOr<BioPtr> bio = ReadOnlyBio(pem);
+  if (!bio.ok()) return bio.status();
+  X509CrlPtr crl(PEM_read_bio_X509_CRL(bio->get(), nullptr, RefusePassword, nullptr));
+  if (crl == nullptr) {
+    return OpenSslError(absl::StatusCode::kInvalidArgument, "parsing the input as a PEM CRL");
+  }
+  return crl;
+}
+
+}  // namespace
+
+const std::vector<std::string>& CrlReasonNames() { return AcceptedReasons(); }
+
+absl::StatusOr<std::string> CreateCrl(const PemIdentity& ca, const CrlInfo& spec) {
+  ERR_clear_error();
+  if (absl::Status s = ValidateWindow(spec.this_update, spec.next_update); !s.ok()) return s;
+  if (spec.number < 0) return absl::InvalidArgumentError("the CRL number must not be negative");
+  absl::StatusOr<LoadedCa> loaded = LoadCa(ca);
+  if (!loaded.ok()) return loaded.status();
+
+  X509CrlPtr crl(X509_CRL_new());
+  if (crl == nullptr) return InternalError("X509_CRL_new");
+  if (X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1) {
+    return InternalError("X509_CRL_set_version");
+  }
+  if (X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(loaded->cert.get())) != 1) {
+    return InternalError("X509_CRL_set_issuer_name");
+  }
+  AsnStringPtr this_update(ASN1_TIME_new());
+  AsnStringPtr next_update(ASN1_TIME_new());
+  if (this_update == nullptr || next_update == nullptr) return InternalError("ASN1_TIME_new");
+  if (absl::Status s = SetAsn1Time(this_update.get(), spec.this_update, "this_update"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = SetAsn1Time(next_update.get(), spec.next_update, "next_update"); !s.ok()) {
+    return s;
+  }
+  if (X509_CRL_set1_lastUpdate(crl.get(), this_update.get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next_update.get()) != 1) {
+    return InternalError("setting the CRL's update times");
+  }
+
+  for (const RevokedCertificate& entry : spec.revoked) {
+    const int code = ReasonCode(entry.reason);
+    if (code < 0 || std::find(AcceptedReasons().begin(), AcceptedReasons().end(), entry.reason) ==
+                        AcceptedReasons().end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown revocation reason '", entry.reason,
+                       "'; use one of: ", absl::StrJoin(AcceptedReasons(), ", ")));
+    }
+    absl::StatusOr<AsnStringPtr> serial = SerialFromHex(entry.serial_hex);
+    if (!serial.ok()) return serial.status();
+    X509RevokedPtr revoked(X509_REVOKED_new());
+    if (revoked == nullptr) return InternalError("X509_REVOKED_new");
+    AsnStringPtr when(ASN1_TIME_new());
+    if (when == nullptr) return InternalError("ASN1_TIME_new");
+    if (absl::Status s = SetAsn1Time(when.get(), entry.revoked_at, "revoked_at"); !s.ok()) {
+      return s;
+    }
+    if (X509_REVOKED_set_serialNumber(revoked.get(), serial->get()) != 1 ||
+        X509_REVOKED_set_revocationDate(revoked.get(), when.get()) != 1) {
+      return InternalError("filling a CRL entry");
+    }
+    AsnStringPtr reason(ASN1_ENUMERATED_new());
+    if (reason == nullptr || ASN1_ENUMERATED_set(reason.get(), code) != 1 ||
+        X509_REVOKED_add1_ext_i2d(revoked.get(), NID_crl_reason, reason.get(), 0, 0) != 1) {
+      return InternalError("adding a CRL entry's reason");
+    }
+    if (X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1) {
+      return InternalError("X509_CRL_add0_revoked");
+    }
+    revoked.release();  // now owned by `crl`
+  }
+  if (X509_CRL_sort(crl.get()) != 1) return InternalError("X509_CRL_sort");
+
+  BignumPtr number(BN_new());
+  if (number == nullptr || BN_set_word(number.get(), static_cast<BN_ULONG>(spec.number)) != 1) {
+    return InternalError("BN_set_word(crlNumber)");
+  }
+  AsnStringPtr crl_number(BN_to_ASN1_INTEGER(number.get(), nullptr));
+  if (crl_number == nullptr ||
+      X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, crl_number.get(), 0, 0) != 1) {
+    return InternalError("adding crlNumber");
+  }
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, loaded->cert.get(), nullptr, nullptr, crl.get(), 0);
+  X509ExtensionPtr aki(
+      X509V3_EXT_nconf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+  if (aki == nullptr || X509_CRL_add_ext(crl.get(), aki.get(), -1) != 1) {
+    return InternalError("adding the CRL's authorityKeyIdentifier");
+  }
+  if (X509_CRL_sign(crl.get(), loaded->key.get(), EVP_sha256()) <= 0) {
+    return InternalError("X509_CRL_sign");
+  }
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr) return InternalError("BIO_new(mem)");
+  if (PEM_write_bio_X509_CRL(bio.get(), crl.get()) != 1) {
+    return InternalError("PEM_write_bio_X509_CRL");
+  }
+  return BioContents(bio.get());
+}
+
+absl::StatusOr<CrlInfo> ParseCrl(const std::string& crl_pem, const std::string& ca_pem) {
+  ERR_clear_error();
+  absl::StatusOr<X509CrlPtr> crl = ParseCrlPem(crl_pem);
+  if (!crl.ok()) return crl.status();
+  CrlInfo info;
+  absl::StatusOr<std::string> issuer = CommonNameOf(X509_CRL_get_issuer(crl->get()));
+  if (!issuer.ok()) return issuer.status();
+  info.issuer_common_name = *std::move(issuer);
+
+  // Find the CA among the anchors by name and check the CRL's signature with its key.
+  absl::StatusOr<BioPtr> bio = ReadOnlyBio(ca_pem);
+  if (!bio.ok()) return bio.status();
+  bool signed_by_ca = false;
+  int anchors = 0;
+  while (X509Ptr ca{PEM_read_bio_X509(bio->get(), nullptr, RefusePassword, nullptr)}) {
+    ++anchors;
+    if (X509_NAME_cmp(X509_get_subject_name(ca.get()), X509_CRL_get_issuer(crl->get())) != 0) {
+      continue;
+    }
+    EVP_PKEY* key = X509_get0_pubkey(ca.get());
+    if (key != nullptr && X509_CRL_verify(crl->get(), key) == 1) {
+      signed_by_ca = true;
+      break;
+    }
+  }
+  ERR_clear_error();
+  if (anchors == 0) {
+    return absl::InvalidArgumentError("the CA bundle holds no PEM certificate");
+  }
+  if (!signed_by_ca) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("the CRL issued by CN=", info.issuer_common_name,
+                     " is not signed by the federation CA"));
+  }
+
+  absl::StatusOr<absl::Time> this_update =
+      Asn1TimeToAbsl(X509_CRL_get0_lastUpdate(crl->get()), "thisUpdate");
+  if (!this_update.ok()) return this_update.status();
+  info.this_update = *this_update;
+  if (X509_CRL_get0_nextUpdate(crl->get()) != nullptr) {
+    absl::StatusOr<absl::Time> next_update =
+        Asn1TimeToAbsl(X509_CRL_get0_nextUpdate(crl->get()), "nextUpdate");
+    if (!next_update.ok()) return next_update.status();
+    info.next_update = *next_update;
+  } else {
+    info.next_update = absl::InfiniteFuture();
+  }
+  AsnStringPtr number(static_cast<ASN1_INTEGER*>(
+      X509_CRL_get_ext_d2i(crl->get(), NID_crl_number, nullptr, nullptr)));
+  if (number != nullptr) info.number = ASN1_INTEGER_get(number.get());
+
+  STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(crl->get());  // owned by `crl`
+  for (int i = 0; entries != nullptr && i < sk_X509_REVOKED_num(entries); ++i) {
+    const X509_REVOKED* entry = sk_X509_REVOKED_value(entries, i);
+    RevokedCertificate revoked;
+    absl::StatusOr<std::string> serial = SerialToHex(X509_REVOKED_get0_serialNumber(entry));
+    if (!serial.ok()) return serial.status();
+    revoked.serial_hex = *std::move(serial);
+    absl::StatusOr<absl::Time> when =
+        Asn1TimeToAbsl(X509_REVOKED_get0_revocationDate(entry), "revocationDate");
+    if (!when.ok()) return when.status();
+    revoked.revoked_at = *when;
+    AsnStringPtr reason(static_cast<ASN1_ENUMERATED*>(
+        X509_REVOKED_get_ext_d2i(entry, NID_crl_reason, nullptr, nullptr)));
+    if (reason != nullptr) {
+      const long code = ASN1_ENUMERATED_get(reason.get());
+      if (code >= 0 && code < static_cast<long>(std::size(kCrlReasons)) &&
+          kCrlReasons[code] != nullptr) {
+        revoked.reason = kCrlReasons[code];
+      }
+    }
+    info.revoked.push_back(std::move(revoked));
+  }
+  ERR_clear_error();
+  return info;
+}
+
+// ---- Diagnosis ---------------------------------------------------------------------------
+
+absl::StatusOr<std::vector<std::string>> RefusalReasons(const std::string& cert_pem,
+                                                        const AcceptanceCriteria& criteria) {
+  ERR_clear_error();
+  absl::StatusOr<CertificateInfo> info = InspectCertificate(cert_pem);
+  if (!info.ok()) return info.status();
+  const auto utc = [](absl::Time t) {
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+  };
+  const absl::Time at = criteria.at == absl::InfinitePast() ? absl::Now() : criteria.at;
+  std::vector<std::string> reasons;
+  if (at < info->not_before) {
+    reasons.push_back(absl::StrCat("not yet valid: its validity starts ", utc(info->not_before)));
+  }
+  if (at > info->not_after) {
+    reasons.push_back(absl::StrCat("expired at ", utc(info->not_after)));
+  }
+
+  if (!criteria.ca_pem.empty()) {
+    // The chain alone, with time checks off: expiry was reported above.
+    absl::StatusOr<X509Ptr> cert = ParseCertificate(cert_pem, "the certificate");
+    if (!cert.ok()) return cert.status();
+    X509StorePtr store(X509_STORE_new());
+    if (store == nullptr) return InternalError("X509_STORE_new");
+    if (absl::Status s = AddTrustAnchors(store.get(), criteria.ca_pem); !s.ok()) return s;
+    X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+    if (ctx == nullptr ||
+        X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), nullptr) != 1) {
+      return InternalError("X509_STORE_CTX_init");
+    }
+    X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_NO_CHECK_TIME);
+    if (X509_verify_cert(ctx.get()) != 1) {
+      const int error = X509_STORE_CTX_get_error(ctx.get());
+      absl::StatusOr<CertificateInfo> ca_info = InspectCertificate(criteria.ca_pem);
+      const std::string ca_name = ca_info.ok() ? ca_info->common_name : "?";
+      if (error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+          error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+          error == X509_V_ERR_CERT_SIGNATURE_FAILURE ||
+          error == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT) {
+        reasons.push_back(absl::StrCat("issued by another CA: its issuer is CN=",
+                                       info->issuer_common_name,
+                                       ", and the federation CA is CN=", ca_name,
+                                       info->issuer_common_name == ca_name
+                                           ? " (the same name, but a different key: was the "
+                                             "CA re-created?)"
+                                           : ""));
+      } else {
+        reasons.push_back(absl::StrCat("does not verify against the federation CA CN=", ca_name,
+                                       ": ", X509_verify_cert_error_string(error)));
+      }
+    }
+    ERR_clear_error();
+  }
+
+  if (!criteria.crl_pem.empty()) {
+    if (criteria.ca_pem.empty()) {
+      return absl::InvalidArgumentError("checking a CRL needs the CA that signed it");
+    }
+    absl::StatusOr<CrlInfo> crl = ParseCrl(criteria.crl_pem, criteria.ca_pem);
+    if (!crl.ok()) return crl.status();
+    if (crl->issuer_common_name == info->issuer_common_name) {
+      for (const RevokedCertificate& entry : crl->revoked) {
+        if (entry.serial_hex != info->serial_hex) continue;
+        reasons.push_back(absl::StrCat("revoked at ", utc(entry.revoked_at), " (reason: ",
+                                       entry.reason, ")"));
+      }
+    }
+  }
+
+  if (!criteria.federation.empty()) {
+    const std::string prefix = absl::StrCat("spiffe://", criteria.federation, "/");
+    for (const std::string& uri : info->uris) {
+      if (uri.rfind("spiffe://", 0) == 0 && uri.rfind(prefix, 0) != 0) {
+        reasons.push_back(absl::StrCat("belongs to another federation: it names ", uri,
+                                       ", not a ", prefix, "... identity"));
+      }
+    }
+  }
+  return reasons;
+}
+
+std::string CanonicalSerialHex(absl::string_view hex) { return CanonicalSerial(hex); }
 
 std::string SiteIdentityUri(absl::string_view federation, absl::string_view site_id) {
   return absl::StrCat("spiffe://", federation, "/site/", site_id);

@@ -10,6 +10,7 @@
 #ifndef COHORT_COMMON_CRYPTO_PKI_H_
 #define COHORT_COMMON_CRYPTO_PKI_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,93 @@ absl::StatusOr<CertificateInfo> InspectCertificate(const std::string& cert_pem);
 // No purpose or hostname check is made; callers that need one do it themselves.
 absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& ca_pem,
                                absl::Time at);
+
+// ---- Certificate signing requests ---------------------------------------------------------
+
+// What a certificate signing request (PKCS#10) carries, as returned by
+// InspectCertificateRequest().
+struct CertificateRequestInfo {
+  std::string common_name;  // subject CN; empty if the subject has none
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ip_addresses;
+  std::vector<std::string> uris;
+  std::string key_type;  // "EC P-256" or "RSA <bits>"
+};
+
+// Creates a PEM CSR ("-----BEGIN CERTIFICATE REQUEST-----") for `key_pem`, signed with that
+// key, with subject CN=`subject.common_name` and a subjectAltName extension request for the
+// DNS/IP/URI entries of `subject`. The validity window and EKUs of `subject` are ignored:
+// they are the CA's decision. Returns InvalidArgument for a bad key or spec.
+absl::StatusOr<std::string> CreateCertificateRequest(const std::string& key_pem,
+                                                     const CertificateSpec& subject);
+
+// Parses the first CSR in `csr_pem`, checks its self-signature (proof that the requester
+// holds the key) and that its key is ECDSA P-256 or RSA of at least 2048 bits. Returns
+// InvalidArgument naming the problem otherwise.
+absl::StatusOr<CertificateRequestInfo> InspectCertificateRequest(const std::string& csr_pem);
+
+// Issues a certificate for the public key in `csr_pem` (which must pass
+// InspectCertificateRequest), signed by `ca`. Subject, SANs, window and EKUs all come from
+// `spec`, never from the request. Returns the certificate PEM.
+absl::StatusOr<std::string> SignCertificateRequest(const PemIdentity& ca,
+                                                   const std::string& csr_pem,
+                                                   const CertificateSpec& spec);
+
+// Returns OkStatus if `key_pem` is the private key of the certificate in `cert_pem`, else
+// InvalidArgument saying that they do not belong together.
+absl::Status CheckKeyMatchesCertificate(const std::string& cert_pem, const std::string& key_pem);
+
+// ---- Revocation --------------------------------------------------------------------------
+
+// RFC 5280 CRL reason codes accepted by CreateCrl(), in their RFC spelling.
+const std::vector<std::string>& CrlReasonNames();
+
+// One entry of a certificate revocation list.
+struct RevokedCertificate {
+  std::string serial_hex;  // as CertificateInfo::serial_hex (uppercase, no separators)
+  absl::Time revoked_at;
+  std::string reason = "unspecified";  // one of CrlReasonNames()
+};
+
+// A CRL's contents.
+struct CrlInfo {
+  std::string issuer_common_name;
+  absl::Time this_update;
+  absl::Time next_update;
+  int64_t number = 0;  // the crlNumber extension; increases with every CRL the CA issues
+  std::vector<RevokedCertificate> revoked;
+};
+
+// Creates a v2 CRL signed by `ca` (ECDSA-SHA256) listing `crl.revoked`, with thisUpdate,
+// nextUpdate, crlNumber and authorityKeyIdentifier. `issuer_common_name` is ignored (the
+// issuer is the CA's subject). Returns the CRL as PEM ("-----BEGIN X509 CRL-----").
+// InvalidArgument for a bad serial, unknown reason, or next_update <= this_update.
+absl::StatusOr<std::string> CreateCrl(const PemIdentity& ca, const CrlInfo& crl);
+
+// Parses a PEM CRL and verifies its signature against the certificate in `ca_pem` (one or
+// more PEM certificates) whose subject is the CRL's issuer. Returns InvalidArgument if it
+// does not parse and Unauthenticated if no CA in `ca_pem` signed it.
+absl::StatusOr<CrlInfo> ParseCrl(const std::string& crl_pem, const std::string& ca_pem);
+
+// A serial number as the user may type it ("0a:1b:..", lower case, leading zeros) in the
+// form of CertificateInfo::serial_hex.
+std::string CanonicalSerialHex(absl::string_view hex);
+
+// ---- Diagnosis ---------------------------------------------------------------------------
+
+// What a peer checks before it accepts a certificate; empty fields are not checked.
+struct AcceptanceCriteria {
+  std::string ca_pem;      // trust anchors (the federation CA)
+  std::string crl_pem;     // the federation's CRL (needs ca_pem)
+  std::string federation;  // SPIFFE URIs must name this federation
+  absl::Time at = absl::InfinitePast();  // InfinitePast: now
+};
+
+// Every reason a peer applying `criteria` would refuse the first certificate in `cert_pem`,
+// each a readable sentence (not yet valid, expired, issued by another CA, revoked, another
+// federation). Empty when it would be accepted. InvalidArgument if an input does not parse.
+absl::StatusOr<std::vector<std::string>> RefusalReasons(const std::string& cert_pem,
+                                                        const AcceptanceCriteria& criteria);
 
 // SPIFFE-style identity URI for a site: "spiffe://<federation>/site/<site_id>".
 std::string SiteIdentityUri(absl::string_view federation, absl::string_view site_id);

@@ -13,17 +13,29 @@
 
 namespace cohort::tls {
 
-// Server side of mutual TLS: presents `files.cert`, requires a client certificate and
-// verifies it against `files.ca` (no certificate, another CA, or an expired certificate fail
-// the handshake). Files are re-read every `refresh_seconds`, so a rotated certificate or CA
-// is picked up without a restart. Fails early with a clear error when a file is unreadable.
+// Server side of mutual TLS: presents `files.cert` and requires a client certificate, which
+// SiteVerifier checks against `files.ca` (another CA, an expired or not-yet-valid certificate,
+// or one without clientAuth fail the handshake, and the coordinator logs why). With
+// `files.crl`, a client whose certificate is on that CRL is refused too; the CRL is re-read as
+// soon as the file changes (see RevocationList). Certificate and key are re-read every
+// `files.reload_seconds` and the CA at every handshake, so rotations need no restart. Fails
+// early with a clear error when a file is unreadable, the key does not belong to the
+// certificate, or the CRL is not signed by the CA.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const config::TlsFiles& files, unsigned refresh_seconds = 10);
+    const config::TlsFiles& files);
 
 // Client side of mutual TLS: presents the site's certificate and verifies the coordinator's
-// certificate against `files.ca`, including its host name (DNS or IP SAN).
+// certificate against `files.ca`, including serverAuth and its host name (DNS or IP SAN), with
+// CoordinatorVerifier, which says why a certificate is refused. Certificate and key are
+// re-read every `files.reload_seconds`, the CA at every handshake.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
-    const config::TlsFiles& files, unsigned refresh_seconds = 10);
+    const config::TlsFiles& files);
+
+// Why the coordinator would refuse this side's own certificate (`files.cert` checked against
+// `files.ca`: expired, not yet valid, issued by another CA; or a key that does not match), as
+// one sentence; empty if nothing is wrong that can be seen locally. Revocation cannot be seen
+// here. Lets a site explain a handshake that the coordinator ended without a reason.
+std::string OwnCertificateProblems(const config::TlsFiles& files);
 
 // HTTP/2 flow-control window per stream, in both directions. Fixed (no bandwidth-delay
 // probing) so that what a stream can buffer in the coordinator is bounded: 1 MiB per stream

@@ -19,4 +19,19 @@ void StopOnTerminationSignal(std::function<void(int)> on_signal) {
   }).detach();
 }
 
+void CallOnHangup(std::function<void()> on_hangup) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([signals, on_hangup = std::move(on_hangup)]() {
+    // This thread takes no other signal, whatever order the handlers were installed in.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    int received = 0;
+    while (sigwait(&signals, &received) == 0) on_hangup();
+  }).detach();
+}
+
 }  // namespace cohort

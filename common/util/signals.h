@@ -11,6 +11,10 @@ namespace cohort {
 // handler.
 void StopOnTerminationSignal(std::function<void(int)> on_signal);
 
+// Blocks SIGHUP in the calling thread (call before starting other threads) and starts a
+// detached thread that runs `on_hangup()` for every SIGHUP received, in ordinary code.
+void CallOnHangup(std::function<void()> on_hangup);
+
 }  // namespace cohort
 
 #endif  // COHORT_COMMON_UTIL_SIGNALS_H_

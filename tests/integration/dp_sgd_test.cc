@@ -50,6 +50,29 @@ std::vector<torch::Tensor> PerExampleLoop(torch::nn::Sequential& module, const t
   return sum;
 }
 
+// A small CNN: two 3x3 convolutions (the second with `stride`), ReLU, 2x2 max-pooling, two
+// Linear layers, on [batch, 1, side, side] inputs.
+torch::nn::Sequential RandomCnn(int64_t side, int64_t stride, uint64_t seed, torch::Dtype dtype,
+                                int64_t dilation = 1) {
+  torch::manual_seed(seed);
+  torch::nn::Sequential module;
+  module->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)));
+  module->push_back(torch::nn::ReLU());
+  module->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+  module->push_back(torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(4, 6, 3).padding(1).stride(stride).dilation(dilation)));
+  module->push_back(torch::nn::ReLU());
+  module->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+  module->push_back(torch::nn::Flatten());
+  const int64_t after_conv2 = (side / 2 + 2 - 2 * dilation - 1) / stride + 1;
+  const int64_t features = 6 * (after_conv2 / 2) * (after_conv2 / 2);
+  module->push_back(torch::nn::Linear(features, 8));
+  module->push_back(torch::nn::ReLU());
+  module->push_back(torch::nn::Linear(8, 3));
+  module->to(dtype);
+  return module;
+}
+
 double MaxRelativeError(const std::vector<torch::Tensor>& got,
                         const std::vector<torch::Tensor>& want) {
   double worst = 0;
@@ -74,7 +97,10 @@ TEST_CASE("Clipped gradient sum equals a float64 per-example loop to 1e-6", "[dp
   for (const Shape& shape : std::vector<Shape>{{30, {}, 2, 17, 0.5},
                                                {30, {32}, 2, 64, 1.0},
                                                {20, {16, 8}, 5, 33, 0.1},
-                                               {12, {7}, 3, 9, 100.0}}) {
+                                               {12, {7}, 3, 9, 100.0},
+                                               {30, {}, 2, 1, 0.5},
+                                               {20, {16, 8}, 5, 1, 0.1},
+                                               {20, {16, 8}, 5, 0, 0.1}}) {
     for (uint64_t seed : {1u, 2u, 3u}) {
       torch::nn::Sequential module =
           RandomMlp(shape.inputs, shape.hidden, shape.classes, seed, torch::kFloat64);
@@ -84,6 +110,7 @@ TEST_CASE("Clipped gradient sum equals a float64 per-example loop to 1e-6", "[dp
       std::vector<torch::Tensor> want = PerExampleLoop(module, x, y, shape.clip, &norms);
       auto got = ClippedGradientSum(module, x, y, shape.clip);
       REQUIRE(got.ok());
+      CHECK(ClippedGradientComputer(module).method() == ClippingMethod::kLinear);
       INFO("inputs " << shape.inputs << " batch " << shape.batch << " clip " << shape.clip
                      << " seed " << seed);
       CHECK(MaxRelativeError(got->sum, want) < 1e-6);
@@ -92,6 +119,98 @@ TEST_CASE("Clipped gradient sum equals a float64 per-example loop to 1e-6", "[dp
       }
     }
   }
+}
+
+TEST_CASE("A reused ClippedGradientComputer stays exact across batch sizes", "[dp]") {
+  torch::nn::Sequential module = RandomMlp(20, {16, 8}, 5, 7, torch::kFloat64);
+  ClippedGradientComputer computer(module);
+  for (int64_t batch : {64, 0, 1, 33, 64}) {
+    INFO("batch " << batch);
+    torch::Tensor x = torch::randn({batch, 20}, torch::kFloat64) * 2;
+    torch::Tensor y = torch::randint(0, 5, {batch}, torch::kInt64);
+    std::vector<double> norms;
+    std::vector<torch::Tensor> want = PerExampleLoop(module, x, y, 0.3, &norms);
+    auto got = computer.Compute(x, y, 0.3);
+    REQUIRE(got.ok());
+    CHECK(MaxRelativeError((*got)->sum, want) < 1e-6);
+    REQUIRE((*got)->norms.size(0) == batch);
+    for (int64_t i = 0; i < batch; ++i) {
+      CHECK((*got)->norms[i].item<double>() == Approx(norms[i]).epsilon(1e-9));
+    }
+    const double loss =
+        batch == 0 ? 0.0
+                   : torch::nn::functional::cross_entropy(
+                         module->forward(x), y,
+                         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                         .item<double>();
+    CHECK((*got)->loss_sum == Approx(loss).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("Conv2d models: the clipped sum equals a float64 per-example loop to 1e-6", "[dp]") {
+  struct Case {
+    int64_t side;
+    int64_t stride;
+    int64_t batch;
+    double clip;
+    int64_t dilation = 1;
+  };
+  // side 64: the unfolded input of the first convolution is sliced over the batch.
+  for (const Case& c : std::vector<Case>{
+           {12, 1, 17, 0.5}, {12, 2, 9, 5.0}, {12, 1, 1, 0.1}, {12, 1, 0, 1.0}, {64, 1, 20, 0.5},
+           {16, 2, 7, 0.5, 2}}) {
+    for (uint64_t seed : {1u, 2u}) {
+      INFO("side " << c.side << " stride " << c.stride << " dilation " << c.dilation << " batch "
+                   << c.batch << " seed " << seed);
+      torch::nn::Sequential module =
+          RandomCnn(c.side, c.stride, seed, torch::kFloat64, c.dilation);
+      ClippedGradientComputer computer(module);
+      REQUIRE(computer.method() == ClippingMethod::kConv);
+      torch::Tensor x = torch::randn({c.batch, 1, c.side, c.side}, torch::kFloat64) * 2;
+      torch::Tensor y = torch::randint(0, 3, {c.batch}, torch::kInt64);
+      std::vector<double> norms;
+      std::vector<torch::Tensor> want = PerExampleLoop(module, x, y, c.clip, &norms);
+      auto got = computer.Compute(x, y, c.clip);
+      REQUIRE(got.ok());
+      CHECK(MaxRelativeError((*got)->sum, want) < 1e-6);
+      for (int64_t i = 0; i < c.batch; ++i) {
+        CHECK((*got)->norms[i].item<double>() == Approx(norms[i]).epsilon(1e-9));
+      }
+    }
+  }
+  // float32 against the float64 reference.
+  torch::nn::Sequential module64 = RandomCnn(12, 1, 3, torch::kFloat64);
+  torch::nn::Sequential module32 = RandomCnn(12, 1, 3, torch::kFloat32);
+  torch::Tensor x = torch::randn({16, 1, 12, 12}, torch::kFloat64);
+  torch::Tensor y = torch::randint(0, 3, {16}, torch::kInt64);
+  std::vector<double> norms;
+  std::vector<torch::Tensor> want = PerExampleLoop(module64, x, y, 0.7, &norms);
+  auto got = ClippedGradientSum(module32, x.to(torch::kFloat32), y, 0.7);
+  REQUIRE(got.ok());
+  CHECK(MaxRelativeError(got->sum, want) < 1e-4);
+}
+
+TEST_CASE("Other models fall back to the per-example loop", "[dp]") {
+  torch::manual_seed(4);
+  torch::nn::Sequential module(torch::nn::Linear(6, 5), torch::nn::Tanh(), torch::nn::Linear(5, 3));
+  module->to(torch::kFloat64);
+  ClippedGradientComputer computer(module);
+  REQUIRE(computer.method() == ClippingMethod::kPerExampleLoop);
+  torch::Tensor x = torch::randn({11, 6}, torch::kFloat64);
+  torch::Tensor y = torch::randint(0, 3, {11}, torch::kInt64);
+  std::vector<double> norms;
+  std::vector<torch::Tensor> want = PerExampleLoop(module, x, y, 0.2, &norms);
+  auto got = computer.Compute(x, y, 0.2);
+  REQUIRE(got.ok());
+  CHECK(MaxRelativeError((*got)->sum, want) < 1e-12);
+  // The same through the generic entry point, as a TorchScript module would use it.
+  auto generic = ClippedGradientSumPerExample(
+      [&](const torch::Tensor& t) { return module->forward(t); }, module->parameters(), x, y, 0.2);
+  REQUIRE(generic.ok());
+  CHECK(MaxRelativeError(generic->sum, want) < 1e-12);
+  // A Linear layer without bias is not on the fast path either.
+  torch::nn::Sequential no_bias(torch::nn::Linear(torch::nn::LinearOptions(6, 3).bias(false)));
+  CHECK(ClippedGradientComputer(no_bias).method() == ClippingMethod::kPerExampleLoop);
 }
 
 TEST_CASE("The float32 fast path stays close to the float64 reference", "[dp]") {

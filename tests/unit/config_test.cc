@@ -1,4 +1,6 @@
 // Unit tests for common/config: the strict YAML reader and the coordinator / client configs.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 
 #include "tests/support/status_assertions.h"
@@ -36,6 +38,10 @@ class ConfigDir {
     WriteTextFile(dir_.File("tls/site.pem"), "cert\n");
     WriteTextFile(dir_.File("tls/site.key"), "key\n");
     WriteTextFile(dir_.File("data/site.csv"), "x,malignant\n1,0\n");
+    // Private keys must not be readable by others (the configs refuse them otherwise).
+    for (const char* key : {"tls/coordinator.key", "tls/site.key"}) {
+      REQUIRE(chmod(dir_.File(key).c_str(), 0600) == 0);
+    }
   }
   const std::string& path() const { return dir_.path(); }
   std::string File(const std::string& name) const { return dir_.File(name); }
@@ -852,4 +858,70 @@ TEST_CASE("Coordinator config refuses secure aggregation for fewer than 3 sites 
                  {"aggregation.secure.enabled", "at least 3 sites"});
 }
 
+}  // namespace cohort::config
+
+namespace cohort::config {
+namespace {
+
+TEST_CASE("A TLS key readable by group or others is refused with the chmod to run", "[config][tls]") {
+  ConfigDir dir;
+  REQUIRE(chmod(dir.File("tls/coordinator.key").c_str(), 0644) == 0);
+  RequireInvalid(CoordinatorError(dir, kMinimalCoordinator),
+                 {"coord.yaml:6:", "tls.key: permissions 0644 are too open; chmod 600",
+                  "coordinator.key"});
+  REQUIRE(chmod(dir.File("tls/site.key").c_str(), 0604) == 0);
+  absl::StatusOr<ClientConfig> client = ParseClientConfig(kMinimalClient, kClientSource, dir.path());
+  RequireInvalid(client.status(), {"client.yaml:6:", "tls.key: permissions 0604 are too open"});
+  REQUIRE(chmod(dir.File("tls/site.key").c_str(), 0400) == 0);
+  CHECK(ParseClientConfig(kMinimalClient, kClientSource, dir.path()).ok());
+}
+
+TEST_CASE("Group read on a TLS key is allowed only when root owns the key", "[config][tls]") {
+  ConfigDir dir;
+  const std::string key = dir.File("tls/site.key");
+  REQUIRE(chmod(key.c_str(), 0640) == 0);
+  struct stat st = {};
+  REQUIRE(stat(key.c_str(), &st) == 0);
+  absl::StatusOr<ClientConfig> client = ParseClientConfig(kMinimalClient, kClientSource, dir.path());
+  if (st.st_uid == 0) {
+    // Root-owned and group-readable, as a Kubernetes Secret mounted with fsGroup.
+    INFO(client.status().ToString());
+    CHECK(client.ok());
+    REQUIRE(chmod(key.c_str(), 0660) == 0);  // group write is still refused
+    RequireInvalid(ParseClientConfig(kMinimalClient, kClientSource, dir.path()).status(),
+                   {"tls.key: permissions 0660 are too open; chmod 600",
+                    "a root-owned key may also be 0640"});
+  } else {
+    RequireInvalid(client.status(), {"tls.key: permissions 0640 are too open; chmod 600"});
+  }
+}
+
+TEST_CASE("Coordinator config reads an optional tls.crl and checks that it exists", "[config][tls]") {
+  ConfigDir dir;
+  absl::StatusOr<CoordinatorConfig> without =
+      ParseCoordinatorConfig(kMinimalCoordinator, kSource, dir.path());
+  REQUIRE(without.ok());
+  CHECK(without->tls.crl.empty());
+
+  const std::string with_crl =
+      Replace(kMinimalCoordinator, "  key: tls/coordinator.key\n",
+              "  key: tls/coordinator.key\n  crl: tls/crl.pem\n");
+  RequireInvalid(CoordinatorError(dir, with_crl), {"coord.yaml:7:", "tls.crl", "crl.pem"});
+  WriteTextFile(dir.File("tls/crl.pem"), "crl\n");
+  absl::StatusOr<CoordinatorConfig> config = ParseCoordinatorConfig(with_crl, kSource, dir.path());
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->tls.crl == dir.File("tls/crl.pem"));
+}
+
+TEST_CASE("Client config has no tls.crl key", "[config][tls]") {
+  ConfigDir dir;
+  WriteTextFile(dir.File("tls/crl.pem"), "crl\n");
+  const std::string yaml = Replace(kMinimalClient, "  key: tls/site.key\n",
+                                   "  key: tls/site.key\n  crl: tls/crl.pem\n");
+  absl::StatusOr<ClientConfig> client = ParseClientConfig(yaml, kClientSource, dir.path());
+  RequireInvalid(client.status(), {"tls.crl", "unknown key"});
+}
+
+}  // namespace
 }  // namespace cohort::config
