@@ -18,6 +18,8 @@ namespace cohort::client {
 namespace {
 
 constexpr size_t kUploadChunkBytes = 1 << 20;
+// Failed connection attempts in a row after which the channel is replaced.
+constexpr int kAttemptsPerChannel = 4;
 // A download chunk may be at most this large (the coordinator sends 1 MiB).
 constexpr uint64_t kMaxDownloadChunkBytes = 4 << 20;
 
@@ -101,18 +103,25 @@ absl::Status SiteClient::Run() {
     spdlog::info("site={} stage=start privacy budget: epsilon {:.4f} of {} spent (delta {})",
                  config_.site, *spent, config_.privacy.max_epsilon, config_.privacy.delta);
   }
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      tls::MakeChannelCredentials(config_.tls);
-  if (!credentials.ok()) return credentials.status();
-  channel_ = grpc::CreateCustomChannel(config_.coordinator, *credentials,
-                                       tls::MakeChannelArguments(config_.server_name));
+  if (absl::Status s = OpenChannel(); !s.ok()) return s;
   absl::Duration backoff = config_.reconnect.initial_backoff;
+  int failed_attempts = 0;
   while (!stopping_) {
     const int opened_before = sessions_opened_;
     std::string why;
     if (RunSession(&why) == SessionEnd::kDone) return absl::OkStatus();
     if (stopping_) break;
-    if (sessions_opened_ > opened_before) backoff = config_.reconnect.initial_backoff;
+    if (sessions_opened_ > opened_before) {
+      backoff = config_.reconnect.initial_backoff;
+      failed_attempts = 0;
+    } else if (++failed_attempts % kAttemptsPerChannel == 0) {
+      // A channel whose connection attempts keep failing (seen after a coordinator was
+      // killed: handshakes on the old channel kept timing out while fresh ones succeeded)
+      // is replaced by a new one, with freshly read credentials.
+      spdlog::warn("site={} stage=connect {} attempts failed; opening a new channel",
+                   config_.site, failed_attempts);
+      if (absl::Status s = OpenChannel(); !s.ok()) return s;
+    }
     // Full jitter: sleep a uniform fraction of the current backoff, so that many sites
     // reconnecting after a coordinator restart spread out instead of arriving together.
     std::uniform_real_distribution<double> fraction(0.0, 1.0);
@@ -124,6 +133,15 @@ absl::Status SiteClient::Run() {
     backoff = std::min(backoff * 2, config_.reconnect.max_backoff);
   }
   return absl::CancelledError("client stopped");
+}
+
+absl::Status SiteClient::OpenChannel() {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      tls::MakeChannelCredentials(config_.tls);
+  if (!credentials.ok()) return credentials.status();
+  channel_ = grpc::CreateCustomChannel(config_.coordinator, *credentials,
+                                       tls::MakeChannelArguments(config_.server_name));
+  return absl::OkStatus();
 }
 
 SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {

@@ -57,6 +57,8 @@ class SiteClient {
   using SessionStream =
       grpc::ClientReaderWriter<cohort::v1::SiteMessage, cohort::v1::CoordinatorMessage>;
   enum class SessionEnd { kDone, kLost };
+  // (Re)creates channel_ with credentials read from the TLS files now.
+  absl::Status OpenChannel();
   // One connection: Hello, then tasks until the stream ends.
   SessionEnd RunSession(std::string* why);
   absl::Status HandleTrain(cohort::v1::Federation::Stub& stub, SessionStream& stream,

@@ -25,7 +25,8 @@ ROUNDS=""
 SKIP_BUILD=0
 CONFIGS=$ROOT/configs/demo
 DP=0
-SITES=(hospital-a hospital-b hospital-c)
+# shellcheck source=scripts/demo_lib.sh
+source "$ROOT/scripts/demo_lib.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,34 +56,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "demo: interrupted, stopping"; exit 130' INT TERM
 
-rm -rf "$DEMO"
-mkdir -p "$DEMO/state" "$DEMO/logs" "$DEMO/data"
-cp "$CONFIGS"/*.yaml "$DEMO/"
-if [ "$PORT" != 50051 ]; then
-  sed -i "s/127.0.0.1:50051/127.0.0.1:$PORT/" "$DEMO"/*.yaml
-fi
-if [ -n "$ROUNDS" ]; then
-  sed -i -E "s/count: [0-9]+/count: $ROUNDS/" "$DEMO/coordinator.yaml"
-fi
-
-echo "== development PKI in $DEMO/pki"
-"$BIN/cohortctl" pki init-ca --dir "$DEMO/pki" --federation demo >/dev/null
-"$BIN/cohortctl" pki issue --dir "$DEMO/pki" --federation demo --coordinator \
-  --name localhost --ip 127.0.0.1 >/dev/null
-for site in "${SITES[@]}"; do
-  "$BIN/cohortctl" pki issue --dir "$DEMO/pki" --federation demo --site "$site" >/dev/null
-done
-
-echo "== Breast Cancer Wisconsin split across the sites (label-skew)"
-"$BIN/cohortctl" data split --input "$ROOT/data/wdbc.csv" --label malignant --sites 3 \
-  --scheme label-skew --seed 7 --out "$DEMO/data" --names hospital-a,hospital-b,hospital-c
-
-if [ "$DP" -eq 1 ]; then
-  echo "== privacy ledgers (one per site, created once by the site's operator)"
-  for site in "${SITES[@]}"; do
-    "$BIN/cohortctl" ledger init --db "$DEMO/state/ledger-$site.db" --site "$site"
-  done
-fi
+demo_prepare
 
 "$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" --check-config
 "$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &

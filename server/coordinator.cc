@@ -20,6 +20,7 @@ namespace cohort::server {
 namespace {
 
 constexpr int kMaxConsecutiveAborts = 5;
+constexpr size_t kMinSecureCohort = 3;
 
 std::string CheckpointName(uint64_t round) {
   return absl::StrFormat("checkpoints/round-%06d.pt", round);
@@ -46,6 +47,19 @@ SecAggMessageMaker StageMessage(
   };
 }
 
+// Removes the temporary files of checkpoint writes cut short by a crash (".<name>.tmp-XXXXXX",
+// see WriteFileDurably); the checkpoints themselves are only ever renamed into place whole.
+void RemoveStaleTempFiles(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) {
+      std::filesystem::remove(entry.path(), ec);
+      spdlog::info("stage=resume removed an unfinished checkpoint write {}", name);
+    }
+  }
+}
+
 // The model committed by round N is "model-N"; the initial model is "model-0".
 std::string ModelId(uint64_t round) { return absl::StrCat("model-", round); }
 
@@ -59,6 +73,15 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   if (!store.ok()) return store.status();
   tensor::ParameterLayout layout = model::LayoutFor(config.model);
 
+  // A coordinator killed mid-round left that round 'started': it is over (its number, and
+  // for a secure round its keys and session, are never used again).
+  absl::StatusOr<int> interrupted = (*store)->AbortInterruptedRounds(
+      absl::Now(), "interrupted: the coordinator stopped during this round");
+  if (!interrupted.ok()) return interrupted.status();
+  if (*interrupted > 0) {
+    spdlog::warn("stage=resume marked {} interrupted round(s) as aborted", *interrupted);
+  }
+  RemoveStaleTempFiles(config.state_dir + "/checkpoints");
   absl::StatusOr<uint64_t> last_round = (*store)->LastRoundNumber();
   if (!last_round.ok()) return last_round.status();
   absl::StatusOr<std::vector<state::RoundRecord>> committed =
@@ -199,9 +222,14 @@ void Coordinator::RoundLoop() {
     const absl::Time select_deadline = absl::Now() + config_.rounds.select_timeout;
     sessions_.WaitForAtLeast(config_.sites.size(), select_deadline);
     if (stopping_) break;
-    if (sessions_.size() < static_cast<size_t>(config_.rounds.min_clients)) {
+    // A secure round needs a cohort of at least 3 (with 2, each site learns the other's
+    // update from the sum), whatever min_clients says about the updates it must keep.
+    const size_t required = std::max<size_t>(
+        static_cast<size_t>(config_.rounds.min_clients),
+        config_.aggregation.secure.enabled ? kMinSecureCohort : 1);
+    if (sessions_.size() < required) {
       spdlog::info("stage=select waiting: {} of {} required sites connected", sessions_.size(),
-                   config_.rounds.min_clients);
+                   required);
       continue;
     }
     uint64_t round_number = last_round_number_ + 1;

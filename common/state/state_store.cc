@@ -212,6 +212,17 @@ absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> StateStore::Site
   return history;
 }
 
+absl::StatusOr<int> StateStore::AbortInterruptedRounds(absl::Time now, const std::string& reason) {
+  Statement stmt(db_,
+                 "UPDATE rounds SET status='aborted', duration_s=MAX(0, ? - started_at), "
+                 "reason=? WHERE status='started'");
+  if (!stmt.ok()) return Error("prepare AbortInterruptedRounds");
+  sqlite3_bind_double(stmt.get(), 1, absl::ToDoubleSeconds(now - absl::UnixEpoch()));
+  stmt.BindText(2, reason);
+  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error("abort interrupted rounds");
+  return sqlite3_changes(db_);
+}
+
 absl::Status StateStore::AbortRound(uint64_t round, absl::Duration duration,
                                     const std::string& reason) {
   Statement stmt(db_,

@@ -65,6 +65,9 @@ class StateStore {
   absl::Status CommitRound(const RoundRecord& record);
   // Marks a started round aborted; its number stays consumed.
   absl::Status AbortRound(uint64_t round, absl::Duration duration, const std::string& reason);
+  // Marks every round still 'started' aborted with `reason` (a coordinator that was killed
+  // mid-round leaves one behind); returns how many. Their numbers stay consumed.
+  absl::StatusOr<int> AbortInterruptedRounds(absl::Time now, const std::string& reason);
 
   // Highest round number ever begun (0 when none).
   absl::StatusOr<uint64_t> LastRoundNumber();

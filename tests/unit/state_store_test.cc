@@ -125,6 +125,35 @@ TEST_CASE("StateStore lists a begun round as started until it is committed", "[s
   CHECK(ListOrDie(*store, true).empty());
 }
 
+TEST_CASE("Rounds left started by a killed coordinator are aborted on reopen, numbers kept",
+          "[state]") {
+  TempDir dir;
+  {
+    std::unique_ptr<StateStore> store = OpenOrDie(dir.File("state.db"));
+    REQUIRE(store->BeginRound(1, kStart).ok());
+    RoundRecord committed;
+    committed.round = 1;
+    committed.checkpoint = "checkpoints/round-000001.pt";
+    REQUIRE(store->CommitRound(committed).ok());
+    REQUIRE(store->BeginRound(2, kStart + absl::Seconds(5)).ok());
+    // The process dies here: round 2 stays 'started'.
+  }
+  std::unique_ptr<StateStore> store = OpenOrDie(dir.File("state.db"));
+  absl::StatusOr<int> aborted =
+      store->AbortInterruptedRounds(kStart + absl::Seconds(9), "interrupted by a crash");
+  REQUIRE(aborted.ok());
+  CHECK(*aborted == 1);
+  std::vector<RoundRecord> rounds = ListOrDie(*store, false);
+  REQUIRE(rounds.size() == 2);
+  CHECK(rounds[0].status == "committed");
+  CHECK(rounds[1].status == "aborted");
+  CHECK(rounds[1].reason == "interrupted by a crash");
+  CHECK(rounds[1].duration_s == Approx(4.0));
+  // The interrupted round's number is still consumed; a second call finds nothing.
+  CHECK(store->BeginRound(2, kStart).code() == absl::StatusCode::kAlreadyExists);
+  CHECK(*store->AbortInterruptedRounds(kStart + absl::Seconds(10), "again") == 0);
+}
+
 TEST_CASE("StateStore refuses to begin a round number that was already used", "[state]") {
   TempDir dir;
   std::unique_ptr<StateStore> store = OpenOrDie(dir.File("state.db"));
