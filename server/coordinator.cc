@@ -2,6 +2,9 @@
 
 #include <filesystem>
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -21,6 +24,8 @@ namespace {
 
 constexpr int kMaxConsecutiveAborts = 5;
 constexpr size_t kMinSecureCohort = 3;
+// The service name the health service reports on (the empty name covers the whole server).
+constexpr char kFederationService[] = "cohort.v1.Federation";
 
 std::string CheckpointName(uint64_t round) {
   return absl::StrFormat("checkpoints/round-%06d.pt", round);
@@ -138,6 +143,10 @@ absl::Status Coordinator::Start() {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       tls::MakeServerCredentials(config_.tls);
   if (!credentials.ok()) return credentials.status();
+  // The standard gRPC health service (grpc.health.v1.Health) and server reflection, on the
+  // same mutual-TLS port: callers still need a certificate from the federation CA.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.listen, *credentials, &port_);
   builder.RegisterService(service_.get());
@@ -157,6 +166,7 @@ absl::Status Coordinator::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.listen,
                                                " (address in use or not local?)"));
   }
+  server_->GetHealthCheckService()->SetServingStatus(kFederationService, true);
   spdlog::info("stage=start federation={} listening on port {} sites={} rounds={}",
                config_.federation, port_, absl::StrJoin(config_.sites, ","), config_.rounds.count);
   loop_thread_ = std::thread([this] { RoundLoop(); });
@@ -177,6 +187,9 @@ void Coordinator::Shutdown() {
   if (std::shared_ptr<Round> round = board_.Current()) round->Cancel();
   sessions_.Close();
   if (loop_thread_.joinable()) loop_thread_.join();
+  if (server_ && server_->GetHealthCheckService() != nullptr) {
+    server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from here on
+  }
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 
