@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
   std::string kill_at;
   app.add_option("--fault-kill-at", kill_at,
                  "Fault injection for tests: the process kills itself (SIGKILL) when it reaches "
-                 "this secure aggregation stage: advertise, share, masked or unmask");
+                 "this stage: train (during local training, before the privacy ledger records "
+                 "the round), or a secure aggregation stage: advertise, share, masked, unmask");
   CLI11_PARSE(app, argc, argv);
 
   // Before any thread starts (LibTorch's pool included): SIGINT/SIGTERM stop the client.

@@ -330,6 +330,7 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub, Session
       return absl::InvalidArgumentError("the task asks for DP-SGD without noise or clipping");
     }
   }
+  if (VanishesAt(SecAggStage::kTrain)) return absl::CancelledError("vanished during training");
   absl::StatusOr<TrainResult> result = trainer_->Train(spec, *layout, *global, params);
   if (!result.ok()) return result.status();
   if (absl::Status s = tensor::CheckFinite(result->delta.data(), result->delta.size()); !s.ok()) {
@@ -366,12 +367,13 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub, Session
 }
 
 absl::StatusOr<SiteClient::SecAggStage> SiteClient::ParseSecAggStage(absl::string_view name) {
+  if (name == "train") return SecAggStage::kTrain;
   if (name == "advertise") return SecAggStage::kAdvertise;
   if (name == "share") return SecAggStage::kShareKeys;
   if (name == "masked") return SecAggStage::kMaskedInput;
   if (name == "unmask") return SecAggStage::kUnmask;
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown secure aggregation stage '", name, "' (advertise, share, masked or unmask)"));
+      "unknown fault stage '", name, "' (train, advertise, share, masked or unmask)"));
 }
 
 void SiteClient::SetVanishAt(SecAggStage stage, std::function<void()> vanish) {

@@ -31,8 +31,9 @@ class SiteClient {
 
   // The stages of secure aggregation at which a site can be made to vanish (fault injection
   // for tests and cohort-sim).
-  enum class SecAggStage { kAdvertise, kShareKeys, kMaskedInput, kUnmask };
-  // Parses "advertise", "share", "masked" or "unmask".
+  // kTrain: in local training, before the privacy ledger records the round (any round).
+  enum class SecAggStage { kTrain, kAdvertise, kShareKeys, kMaskedInput, kUnmask };
+  // Parses "train", "advertise", "share", "masked" or "unmask".
   static absl::StatusOr<SecAggStage> ParseSecAggStage(absl::string_view name);
   // Fault injection: on reaching `stage` of a secure round, call `vanish` and send nothing
   // more for that round (`vanish` may Stop() the client or kill the process).
