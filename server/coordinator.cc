@@ -147,6 +147,13 @@ absl::Status Coordinator::Start() {
   // same mutual-TLS port: callers still need a certificate from the federation CA.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (!config_.tls.crl.empty()) {
+    absl::StatusOr<std::shared_ptr<tls::RevocationList>> crl =
+        tls::RevocationList::Open(config_.tls.crl, config_.tls.ca);
+    if (!crl.ok()) return crl.status();
+    crl_ = std::move(*crl);
+    service_->SetRevocationList(crl_);
+  }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.listen, *credentials, &port_);
   builder.RegisterService(service_.get());
@@ -227,6 +234,29 @@ void Coordinator::Broadcast(const cohort::v1::CoordinatorMessage& message,
   }
 }
 
+void Coordinator::CloseRevokedSessions() {
+  if (crl_ != nullptr) {
+    if (absl::Status s = crl_->Refresh(/*force=*/false); !s.ok()) {
+      spdlog::error("stage=select reloading {} failed, the previous CRL stays in force: {}",
+                    crl_->path(), s.message());
+    }
+  }
+  absl::StatusOr<std::string> ca_pem = ReadFileToString(config_.tls.ca);
+  if (!ca_pem.ok()) {
+    spdlog::error("stage=select cannot re-check site certificates: {}", ca_pem.status().message());
+    return;
+  }
+  for (const std::string& site : sessions_.LiveSites()) {
+    std::shared_ptr<SiteSession> session = sessions_.Find(site);
+    if (session == nullptr || session->certificate_pem().empty()) continue;
+    absl::Status valid = tls::CheckSiteCertificate(session->certificate_pem(), *ca_pem, crl_.get());
+    if (valid.ok()) continue;
+    spdlog::warn("site={} stage=select closing the session: {}", site, valid.message());
+    session->Cancel();
+    sessions_.Unregister(session);
+  }
+}
+
 void Coordinator::RoundLoop() {
   int consecutive_aborts = 0;
   while (!stopping_ && committed_rounds_ < static_cast<uint64_t>(config_.rounds.count)) {
@@ -235,6 +265,7 @@ void Coordinator::RoundLoop() {
     const absl::Time select_deadline = absl::Now() + config_.rounds.select_timeout;
     sessions_.WaitForAtLeast(config_.sites.size(), select_deadline);
     if (stopping_) break;
+    CloseRevokedSessions();
     // A secure round needs a cohort of at least 3 (with 2, each site learns the other's
     // update from the sum), whatever min_clients says about the updates it must keep.
     const size_t required = std::max<size_t>(

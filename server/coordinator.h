@@ -18,6 +18,7 @@
 #include "common/dp/accountant.h"
 #include "common/state/state_store.h"
 #include "common/tensor/layout.h"
+#include "common/tls/revocation.h"
 #include "server/federation_service.h"
 #include "server/model_blob.h"
 #include "server/round.h"
@@ -74,6 +75,9 @@ class Coordinator {
   void SendSecAggMessages(uint64_t round_number, SecureAggregation& secure,
                           const std::function<absl::StatusOr<cohort::v1::SecAggServerMessage>(
                               secagg::SecAggServer&, const std::string&)>& make);
+  // Ends the sessions of sites whose certificate is now revoked (tls.crl) or expired: they
+  // were admitted at their handshake, before the change. Called before each round.
+  void CloseRevokedSessions();
   void Broadcast(const cohort::v1::CoordinatorMessage& message,
                  const std::vector<std::string>& sites, std::vector<std::string>* failed);
   cohort::v1::ModelRef MakeModelRef(const ModelBlob& blob) const;
@@ -95,6 +99,7 @@ class Coordinator {
   uint64_t last_round_number_;
 
   SecureSumObserver secure_sum_observer_;
+  std::shared_ptr<tls::RevocationList> crl_;  // null without tls.crl
   SessionRegistry sessions_;
   RoundBoard board_;
   std::unique_ptr<FederationService> service_;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/tensor/chunk_reassembler.h"
 #include "common/tls/peer_identity.h"
+#include "common/util/files.h"
 #include "common/util/log.h"
 
 namespace cohort::server {
@@ -46,6 +47,7 @@ void UploadSlots::Release() {
 FederationService::FederationService(const config::CoordinatorConfig& config,
                                      SessionRegistry* sessions, RoundBoard* board)
     : federation_(config.federation),
+      ca_path_(config.tls.ca),
       allowed_sites_(config.sites.begin(), config.sites.end()),
       max_chunk_bytes_(config.limits.max_chunk_bytes),
       stage_timeout_(config.rounds.stage_timeout),
@@ -66,6 +68,20 @@ absl::StatusOr<std::string> FederationService::Authorize(
     spdlog::warn("refused peer {}: site '{}' is not on the allowlist", context.peer(), *site);
     return absl::PermissionDeniedError(
         absl::StrCat("site '", *site, "' is not a member of federation '", federation_, "'"));
+  }
+  // The handshake checked the certificate when the connection opened; a connection lives on
+  // across revocations and expiry, so every call checks it again.
+  std::vector<grpc::string_ref> pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  absl::StatusOr<std::string> ca_pem = ReadFileToString(ca_path_);
+  if (pem.empty() || !ca_pem.ok()) {
+    return absl::UnauthenticatedError("cannot re-check the caller's certificate");
+  }
+  if (crl_ != nullptr) crl_->Refresh(/*force=*/false).IgnoreError();  // logged by the verifier
+  if (absl::Status valid =
+          tls::CheckSiteCertificate(std::string(pem[0].data(), pem[0].size()), *ca_pem, crl_.get());
+      !valid.ok()) {
+    spdlog::warn("site={} refused a call: {}", *site, valid.message());
+    return absl::UnauthenticatedError(valid.message());
   }
   return site;
 }

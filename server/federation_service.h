@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "common/config/coordinator_config.h"
+#include "common/tls/revocation.h"
 #include "server/round.h"
 #include "server/session_registry.h"
 
@@ -49,6 +50,11 @@ class FederationService final : public cohort::v1::Federation::Service {
   FederationService(const config::CoordinatorConfig& config, SessionRegistry* sessions,
                     RoundBoard* board);
 
+  // Every RPC re-checks the caller's certificate against the CA, its validity and this CRL
+  // (null: none): a connection opened before a revocation or an expiry cannot go on making
+  // calls. Set before the server starts.
+  void SetRevocationList(std::shared_ptr<tls::RevocationList> crl) { crl_ = std::move(crl); }
+
   grpc::Status Session(grpc::ServerContext* context, SessionStream* stream) override;
   grpc::Status DownloadModel(grpc::ServerContext* context,
                              const cohort::v1::DownloadModelRequest* request,
@@ -68,6 +74,8 @@ class FederationService final : public cohort::v1::Federation::Service {
   absl::StatusOr<std::string> Authorize(const grpc::ServerContext& context) const;
 
   const std::string federation_;
+  const std::string ca_path_;
+  std::shared_ptr<tls::RevocationList> crl_;
   const std::set<std::string> allowed_sites_;
   const int64_t max_chunk_bytes_;
   const absl::Duration stage_timeout_;

@@ -24,6 +24,13 @@ void SiteSession::Detach() {
   stream_ = nullptr;
 }
 
+std::string SiteSession::PeerCertificatePem(const grpc::ServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return "";
+  std::vector<grpc::string_ref> values = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  return values.empty() ? "" : std::string(values[0].data(), values[0].size());
+}
+
 std::shared_ptr<SiteSession> SessionRegistry::Register(const std::string& site,
                                                        grpc::ServerContext* context,
                                                        SessionStream* stream,

@@ -25,11 +25,14 @@ class SiteSession {
   SiteSession(std::string site, uint64_t id, grpc::ServerContext* context, SessionStream* stream,
               cohort::v1::Hello hello)
       : site_(std::move(site)), id_(id), context_(context), stream_(stream),
-        hello_(std::move(hello)) {}
+        hello_(std::move(hello)), certificate_pem_(PeerCertificatePem(*context)) {}
 
   const std::string& site() const { return site_; }
   uint64_t id() const { return id_; }
   const cohort::v1::Hello& hello() const { return hello_; }
+  // The client certificate the session was opened with (PEM; empty if unavailable), so
+  // that a site revoked or expired later can be cut off.
+  const std::string& certificate_pem() const { return certificate_pem_; }
   // Sends one message; false once the stream is broken or closed.
   bool Send(const cohort::v1::CoordinatorMessage& message);
   // Ends the stream from the server side (a newer session replaced it, or shutdown).
@@ -45,6 +48,9 @@ class SiteSession {
   grpc::ServerContext* context_ ABSL_GUARDED_BY(mu_);
   SessionStream* stream_ ABSL_GUARDED_BY(mu_);
   const cohort::v1::Hello hello_;
+  const std::string certificate_pem_;
+
+  static std::string PeerCertificatePem(const grpc::ServerContext& context);
 };
 
 // The sites connected right now, at most one session per site: a reconnecting site's new

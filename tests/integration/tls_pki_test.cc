@@ -127,6 +127,39 @@ TEST_CASE("A revoked site is refused at its next handshake once the CRL file cha
   CHECK(Admitted(ProbeNewConnection(fed.address(), CredentialsFor(site_b))));
 }
 
+TEST_CASE("A site revoked while connected is cut off before the next round",
+          "[tls][pki][crl]") {
+  Federation fed({"site-a", "site-b", "site-c"});
+  const std::string crl_path = fed.pki().dir() + "/crl.pem";
+  WriteCrl(fed.pki(), crl_path, {}, 1);
+  fed.config().tls.crl = crl_path;
+  fed.config().rounds.count = 3;
+  fed.config().rounds.min_clients = 2;
+  fed.config().rounds.select_timeout = absl::Seconds(1);
+  fed.Start();
+  const std::string site_c_cert = ReadText(fed.ClientConfigFor("site-c").tls.cert);
+  auto revoking = std::make_unique<ScriptedTrainer>(1.0f, 10);
+  // While site-c trains in round 1, the operator revokes it. Its connection was admitted
+  // before; every later call on it is refused (so its round-1 upload), and its session is
+  // closed before round 2.
+  const TestPki* pki = &fed.pki();
+  revoking->before_train = [pki, crl_path, site_c_cert](int task) {
+    if (task == 0) WriteCrl(*pki, crl_path, {site_c_cert}, 2);
+  };
+  ClientRunner a(fed.ClientConfigFor("site-a"), std::make_unique<ScriptedTrainer>(1.0f, 10));
+  ClientRunner b(fed.ClientConfigFor("site-b"), std::make_unique<ScriptedTrainer>(1.0f, 10));
+  ClientRunner c(fed.ClientConfigFor("site-c"), std::move(revoking));
+  REQUIRE(fed.coordinator().Wait().ok());
+  std::vector<state::RoundRecord> rounds = ReadRounds(fed.state_dir(), true);
+  REQUIRE(rounds.size() == 3);
+  CHECK(rounds[0].participants == std::vector<std::string>{"site-a", "site-b"});
+  CHECK(rounds[0].dropped == std::vector<std::string>{"site-c"});
+  CHECK(rounds[1].participants == std::vector<std::string>{"site-a", "site-b"});
+  CHECK(rounds[2].participants == std::vector<std::string>{"site-a", "site-b"});
+  // Its new sessions are refused, on the old connection and at new handshakes alike.
+  CHECK(c.client().sessions_opened() == 1);
+}
+
 TEST_CASE("The coordinator refuses to start with a CRL that its CA did not sign",
           "[tls][pki][crl]") {
   Federation fed({"site-a"});
