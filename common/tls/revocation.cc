@@ -1,5 +1,7 @@
 #include "common/tls/revocation.h"
 
+#include "common/tls/certificate_review.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -132,18 +134,11 @@ void RefreshAllRevocationLists() {
 
 absl::Status CheckSiteCertificate(const std::string& cert_pem, const std::string& ca_pem,
                                   const RevocationList* crl) {
-  absl::StatusOr<crypto::CertificateInfo> info = crypto::InspectCertificate(cert_pem);
-  if (!info.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("cannot read the client certificate: ", info.status().message()));
-  }
-  crypto::AcceptanceCriteria criteria;
-  criteria.ca_pem = ca_pem;
-  absl::StatusOr<std::vector<std::string>> reasons = crypto::RefusalReasons(cert_pem, criteria);
-  if (!reasons.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("cannot check the client certificate: ", reasons.status().message()));
-  }
+  absl::StatusOr<CertificateReview> review =
+      ReviewCertificate(cert_pem, ca_pem, "client certificate");
+  if (!review.ok()) return review.status();
+  const crypto::CertificateInfo* info = &review->info;
+  std::vector<std::string>* reasons = &review->reasons;
   if (!info->client_auth) {
     reasons->push_back("it is not a client certificate (no extendedKeyUsage clientAuth)");
   }

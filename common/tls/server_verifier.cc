@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto/pki.h"
+#include "common/tls/certificate_review.h"
 #include "common/util/files.h"
 
 namespace cohort::tls {
@@ -66,18 +67,11 @@ bool HostMatchesCertificate(absl::string_view target, const std::vector<std::str
 
 absl::Status CheckCoordinatorCertificate(const std::string& cert_pem, const std::string& ca_pem,
                                          absl::string_view target_name) {
-  absl::StatusOr<crypto::CertificateInfo> info = crypto::InspectCertificate(cert_pem);
-  if (!info.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("cannot read the coordinator's certificate: ", info.status().message()));
-  }
-  crypto::AcceptanceCriteria criteria;
-  criteria.ca_pem = ca_pem;
-  absl::StatusOr<std::vector<std::string>> reasons = crypto::RefusalReasons(cert_pem, criteria);
-  if (!reasons.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("cannot check the coordinator's certificate: ", reasons.status().message()));
-  }
+  absl::StatusOr<CertificateReview> review =
+      ReviewCertificate(cert_pem, ca_pem, "coordinator's certificate");
+  if (!review.ok()) return review.status();
+  const crypto::CertificateInfo* info = &review->info;
+  std::vector<std::string>* reasons = &review->reasons;
   if (!info->server_auth) {
     reasons->push_back("it is not a server certificate (no extendedKeyUsage serverAuth)");
   }

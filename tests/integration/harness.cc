@@ -31,6 +31,22 @@ absl::StatusOr<client::TrainResult> ScriptedTrainer::Train(const config::ModelSp
   return result;
 }
 
+grpc::Status ProbeClosedRound(const std::shared_ptr<grpc::Channel>& channel,
+                              grpc::ClientContext* context) {
+  grpc::ClientContext local;
+  if (context == nullptr) context = &local;
+  auto stub = cohort::v1::Federation::NewStub(channel);
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  cohort::v1::DownloadModelRequest request;
+  request.set_round(999);
+  request.set_model_id("model-0");
+  auto reader = stub->DownloadModel(context, request);
+  cohort::v1::ModelChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  return reader->Finish();
+}
+
 ClientRunner::ClientRunner(config::ClientConfig config, std::unique_ptr<client::Trainer> trainer)
     : client_(std::make_unique<client::SiteClient>(std::move(config), std::move(trainer))) {
   thread_ = std::thread([this] { status_ = client_->Run(); });

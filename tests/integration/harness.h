@@ -103,6 +103,12 @@ class Federation {
   std::unique_ptr<server::Coordinator> coordinator_;
 };
 
+// Calls DownloadModel for a round that is not open, with a 10 s deadline: a caller that passes
+// TLS and authorization gets FAILED_PRECONDITION, so the status tells how far the call got.
+// `context` (optional) lets the caller read the connection's auth context afterwards.
+grpc::Status ProbeClosedRound(const std::shared_ptr<grpc::Channel>& channel,
+                              grpc::ClientContext* context = nullptr);
+
 // Opens a Session as a site and reads messages on demand (for tests that drive the protocol
 // by hand).
 class ManualSite {

@@ -6,30 +6,11 @@
 #include "tests/integration/harness.h"
 
 namespace cohort::testing {
-namespace {
-
-// Calls DownloadModel for a round that is not open: a connection that passes TLS and
-// authorization gets FAILED_PRECONDITION, so the status code tells how far the call got.
-grpc::Status Probe(const std::shared_ptr<grpc::Channel>& channel) {
-  auto stub = cohort::v1::Federation::NewStub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  cohort::v1::DownloadModelRequest request;
-  request.set_round(999);
-  request.set_model_id("model-0");
-  auto reader = stub->DownloadModel(&context, request);
-  cohort::v1::ModelChunk chunk;
-  while (reader->Read(&chunk)) {
-  }
-  return reader->Finish();
-}
-
-}  // namespace
 
 TEST_CASE("A site with a certificate from the federation CA is let in", "[tls]") {
   Federation fed({"site-a"});
   fed.Start();
-  grpc::Status status = Probe(fed.ChannelFor("site-a"));
+  grpc::Status status = ProbeClosedRound(fed.ChannelFor("site-a"));
   CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   CHECK_THAT(status.error_message(), Catch::Contains("round 999 is not open"));
 }
@@ -60,7 +41,7 @@ TEST_CASE("A connection without a client certificate is refused", "[tls]") {
   options.pem_root_certs = fed.pki().ca().cert_pem;  // verifies the server, presents nothing
   auto channel = grpc::CreateCustomChannel(fed.address(), grpc::SslCredentials(options),
                                            tls::MakeChannelArguments(""));
-  grpc::Status status = Probe(channel);
+  grpc::Status status = ProbeClosedRound(channel);
   CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -72,7 +53,7 @@ TEST_CASE("A certificate issued by another CA is refused", "[tls]") {
   config::TlsFiles impostor = other.IssueSite("site-a");
   // The impostor trusts the real CA for the server, but presents a foreign certificate.
   impostor.ca = fed.pki().ca_path();
-  grpc::Status status = Probe(fed.ChannelAs(impostor));
+  grpc::Status status = ProbeClosedRound(fed.ChannelAs(impostor));
   CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -82,7 +63,7 @@ TEST_CASE("An expired site certificate is refused", "[tls]") {
   config::TlsFiles expired = fed.pki().IssueSite("site-a", "site-a-expired",
                                                  absl::Now() - absl::Hours(48),
                                                  absl::Now() - absl::Hours(1));
-  grpc::Status status = Probe(fed.ChannelAs(expired));
+  grpc::Status status = ProbeClosedRound(fed.ChannelAs(expired));
   CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -90,7 +71,7 @@ TEST_CASE("A valid certificate for a site not on the allowlist is refused", "[tl
   Federation fed({"site-a"});
   fed.Start();
   config::TlsFiles outsider = fed.pki().IssueSite("site-z");
-  grpc::Status status = Probe(fed.ChannelAs(outsider));
+  grpc::Status status = ProbeClosedRound(fed.ChannelAs(outsider));
   CHECK(status.error_code() == grpc::StatusCode::PERMISSION_DENIED);
   CHECK_THAT(status.error_message(), Catch::Contains("site-z"));
 
@@ -113,7 +94,7 @@ TEST_CASE("A SPIFFE identity of another federation is refused, not read from the
   // CN says site-a, but the URI names another federation: refused.
   config::TlsFiles foreign =
       fed.pki().IssueWithUri("site-a", "spiffe://otherfed/site/site-a");
-  grpc::Status status = Probe(fed.ChannelAs(foreign));
+  grpc::Status status = ProbeClosedRound(fed.ChannelAs(foreign));
   CHECK(status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
   CHECK_THAT(status.error_message(), Catch::Contains("otherfed"));
 }
@@ -121,7 +102,7 @@ TEST_CASE("A SPIFFE identity of another federation is refused, not read from the
 TEST_CASE("A certificate with only a common name identifies the site by its CN", "[tls]") {
   Federation fed({"site-a"});
   fed.Start();
-  grpc::Status status = Probe(fed.ChannelAs(fed.pki().IssueCommonNameOnly("site-a")));
+  grpc::Status status = ProbeClosedRound(fed.ChannelAs(fed.pki().IssueCommonNameOnly("site-a")));
   CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
 }
 
@@ -133,7 +114,7 @@ TEST_CASE("A site refuses a coordinator whose certificate another CA issued", "[
   // The site trusts only the other CA: the real coordinator cannot prove itself.
   config::TlsFiles files{other.ca_path(), fed.pki().dir() + "/site-a.pem",
                          fed.pki().dir() + "/site-a.key"};
-  grpc::Status status = Probe(fed.ChannelAs(files));
+  grpc::Status status = ProbeClosedRound(fed.ChannelAs(files));
   CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
 }
 

@@ -31,18 +31,9 @@ ProbeResult ProbeNewConnection(const std::string& address,
   grpc::ChannelArguments args = tls::MakeChannelArguments(server_name);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto channel = grpc::CreateCustomChannel(address, credentials, args);
-  auto stub = cohort::v1::Federation::NewStub(channel);
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  cohort::v1::DownloadModelRequest request;
-  request.set_round(999);
-  request.set_model_id("model-0");
-  auto reader = stub->DownloadModel(&context, request);
-  cohort::v1::ModelChunk chunk;
-  while (reader->Read(&chunk)) {
-  }
   ProbeResult result;
-  result.status = reader->Finish();
+  result.status = ProbeClosedRound(channel, &context);
   if (auto auth = context.auth_context(); auth != nullptr) {
     for (const grpc::string_ref& pem : auth->FindPropertyValues("x509_pem_cert")) {
       result.server_cert_pem.assign(pem.data(), pem.size());
