@@ -13,6 +13,9 @@ PACKAGES=(
   # deploy/ tests: systemd-analyze verify/security and systemd-sysusers (the units), the
   # Compose schema (docker-compose config, no daemon), the Kubernetes API models (manifests)
   systemd python3-yaml docker-compose python3-kubernetes
+  # deploy/container test: Debian base bootstrapped by mmdebstrap, images built by podman (as
+  # root: no uidmap, fuse-overlayfs or slirp4netns needed)
+  podman mmdebstrap
 )
 
 missing=()
