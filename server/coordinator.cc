@@ -5,19 +5,24 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/dp/calibration.h"
 #include "common/dp/ledger.h"
+#include "common/http/metrics_response.h"
 #include "common/model/checkpoint.h"
 #include "common/model/models.h"
 #include "common/secagg/neighborhood.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/secret.h"
+#include "common/state/round_format.h"
 #include "common/tls/credentials.h"
 #include "common/util/files.h"
 #include "common/util/log.h"
+#include "server/status_page.h"
 
 namespace cohort::server {
 namespace {
@@ -125,6 +130,22 @@ Coordinator::Coordinator(config::CoordinatorConfig config,
       committed_rounds_(committed),
       last_round_number_(last_round) {
   service_ = std::make_unique<FederationService>(config_, &sessions_, &board_);
+  service_->SetMetrics(&metrics_);
+  admin_service_ = std::make_unique<AdminService>(config_.federation, config_.tls.ca,
+                                                  config_.admins, this);
+  committed_snapshot_ = committed_rounds_;
+  last_round_snapshot_ = last_round_number_;
+  metrics_.SetCommittedRounds(committed_rounds_);
+  // An operator's pause survives a restart.
+  if (absl::StatusOr<std::optional<std::string>> paused = store_->GetSetting("paused");
+      paused.ok() && paused->has_value()) {
+    absl::MutexLock lock(&control_mu_);
+    paused_ = true;
+    pause_reason_ = **paused;
+    metrics_.SetPaused(true);
+    spdlog::warn("stage=resume the federation is paused ({}); cohortctl resume starts rounds",
+                 pause_reason_.empty() ? "no reason given" : pause_reason_);
+  }
   noise_multiplier_ = config_.privacy.noise_multiplier;
   absl::StatusOr<std::map<std::string, std::vector<state::SiteEpsilon>>> history =
       store_->SitePrivacyHistory();
@@ -134,6 +155,10 @@ Coordinator::Coordinator(config::CoordinatorConfig config,
         site_accountants_[site].AddSteps(e.sample_rate, e.noise_multiplier, e.steps);
       }
     }
+  }
+  for (const auto& [site, accountant] : site_accountants_) {
+    absl::StatusOr<dp::EpsilonAtOrder> epsilon = accountant.GetEpsilon(config_.privacy.delta);
+    if (epsilon.ok()) metrics_.SetSiteEpsilon(site, epsilon->epsilon);
   }
 }
 
@@ -153,10 +178,12 @@ absl::Status Coordinator::Start() {
     if (!crl.ok()) return crl.status();
     crl_ = std::move(*crl);
     service_->SetRevocationList(crl_);
+    admin_service_->SetRevocationList(crl_);
   }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.listen, *credentials, &port_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(admin_service_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
@@ -174,6 +201,10 @@ absl::Status Coordinator::Start() {
                                                " (address in use or not local?)"));
   }
   server_->GetHealthCheckService()->SetServingStatus(kFederationService, true);
+  if (absl::Status s = StartHttp(); !s.ok()) {
+    server_->Shutdown();
+    return s;
+  }
   spdlog::info("stage=start federation={} listening on port {} sites={} rounds={}",
                config_.federation, port_, absl::StrJoin(config_.sites, ","), config_.rounds.count);
   loop_thread_ = std::thread([this] { RoundLoop(); });
@@ -190,7 +221,10 @@ void Coordinator::Shutdown() {
   absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
-  stopping_ = true;
+  {
+    absl::MutexLock control(&control_mu_);  // wakes WaitWhilePaused
+    stopping_ = true;
+  }
   if (std::shared_ptr<Round> round = board_.Current()) round->Cancel();
   sessions_.Close();
   if (loop_thread_.joinable()) loop_thread_.join();
@@ -198,6 +232,7 @@ void Coordinator::Shutdown() {
     server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from here on
   }
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  http_.reset();
 }
 
 std::vector<float> Coordinator::GlobalModel() const {
@@ -230,6 +265,8 @@ void Coordinator::Broadcast(const cohort::v1::CoordinatorMessage& message,
     std::shared_ptr<SiteSession> session = sessions_.Find(site);
     if (session == nullptr || !session->Send(message)) {
       if (failed != nullptr) failed->push_back(site);
+    } else {
+      metrics_.AddBytesSent(message.ByteSizeLong());
     }
   }
 }
@@ -260,11 +297,18 @@ void Coordinator::CloseRevokedSessions() {
 void Coordinator::RoundLoop() {
   int consecutive_aborts = 0;
   while (!stopping_ && committed_rounds_ < static_cast<uint64_t>(config_.rounds.count)) {
+    WaitWhilePaused();
+    if (stopping_) break;
+    Enter(0, FederationActivity::kWaiting);
     // SELECT: a round starts as soon as every allowed site is connected, or after
     // select_timeout with at least min_clients. Waiting consumes no round number.
     const absl::Time select_deadline = absl::Now() + config_.rounds.select_timeout;
     sessions_.WaitForAtLeast(config_.sites.size(), select_deadline);
     if (stopping_) break;
+    {
+      absl::MutexLock lock(&control_mu_);
+      if (paused_) continue;  // paused while selecting: wait at the top of the loop
+    }
     CloseRevokedSessions();
     // A secure round needs a cohort of at least 3 (with 2, each site learns the other's
     // update from the sum), whatever min_clients says about the updates it must keep.
@@ -279,6 +323,9 @@ void Coordinator::RoundLoop() {
     uint64_t round_number = last_round_number_ + 1;
     if (RunRound(round_number)) {
       consecutive_aborts = 0;
+    } else if (std::optional<std::string> why = InterruptReason(round_number);
+               why.has_value() && !stopping_) {
+      consecutive_aborts = 0;  // an operator's abort says nothing about the federation's health
     } else if (!stopping_ && ++consecutive_aborts >= kMaxConsecutiveAborts) {
       loop_status_ = absl::AbortedError(absl::StrCat(
           kMaxConsecutiveAborts, " rounds in a row aborted; see the log for the reasons"));
@@ -294,6 +341,7 @@ void Coordinator::RoundLoop() {
   done.mutable_done()->set_reason(loop_status_.ok() ? "all rounds committed"
                                                     : std::string(loop_status_.message()));
   Broadcast(done, sessions_.LiveSites(), nullptr);
+  Enter(0, FederationActivity::kDone);
   spdlog::info("stage=done committed_rounds={} status={}", committed_rounds_,
                loop_status_.ToString());
   loop_done_.Notify();
@@ -346,6 +394,8 @@ bool Coordinator::RunRound(uint64_t round_number) {
     return false;
   }
   last_round_number_ = round_number;
+  last_round_snapshot_ = round_number;
+  Enter(round_number, "train");
   std::shared_ptr<const ModelBlob> global;
   {
     absl::MutexLock lock(&model_mu_);
@@ -359,6 +409,8 @@ bool Coordinator::RunRound(uint64_t round_number) {
     if (!started_secure.ok()) {
       const std::string reason = absl::StrCat("secure aggregation cannot start: ",
                                               started_secure.status().message());
+      metrics_.RoundEnded(/*committed=*/false);
+      activity_.RecordError(round_number, "", reason, absl::Now());
       absl::Status s = store_->AbortRound(round_number, absl::Now() - started, reason);
       if (!s.ok()) spdlog::error("round={} cannot record abort: {}", round_number, s.message());
       spdlog::warn("round={} stage=abort {}", round_number, reason);
@@ -427,21 +479,25 @@ bool Coordinator::RunRound(uint64_t round_number) {
       failures.emplace(site, reason);
     }
   }
+  if (!secure) metrics_.SitesDropped("train", dropped.size());
   for (const std::string& site : dropped) {
     auto it = failures.find(site);
     drop_reasons[site] = it == failures.end() ? "no update before the deadline" : it->second;
+    activity_.RecordDrop(round_number, site, drop_reasons[site], absl::Now());
     spdlog::warn("round={} stage=train site={} dropped from this round: {}", round_number, site,
                  drop_reasons[site]);
   }
   auto abort = [&](const std::string& reason) {
     round->Close();
     board_.Publish(nullptr);
+    metrics_.RoundEnded(/*committed=*/false);
+    activity_.RecordError(round_number, "", absl::StrCat("round aborted: ", reason), absl::Now());
     absl::Status s = store_->AbortRound(round_number, absl::Now() - started, reason);
     if (!s.ok()) spdlog::error("round={} cannot record abort: {}", round_number, s.message());
     spdlog::warn("round={} stage=abort {}", round_number, reason);
     return false;
   };
-  if (stopping_) return abort("coordinator shutting down");
+  if (std::optional<std::string> why = InterruptReason(round_number)) return abort(*why);
   if (!secure_failure.empty()) return abort(secure_failure);
   if (contributors.size() < static_cast<size_t>(config_.rounds.min_clients)) {
     return abort(absl::StrCat("only ", contributors.size(), " of ", config_.rounds.min_clients,
@@ -453,6 +509,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
       ModelId(round_number), secure ? std::move(secure_model) : round->TakeAggregatedModel());
 
   // EVALUATE: every contributor still connected scores the candidate on its held-out split.
+  Enter(round_number, "evaluate");
   std::vector<std::string> evaluators;
   for (const std::string& site : contributors) {
     if (sessions_.Find(site) != nullptr) evaluators.push_back(site);
@@ -470,7 +527,8 @@ bool Coordinator::RunRound(uint64_t round_number) {
     spdlog::warn("round={} stage=evaluate deadline passed before every site reported",
                  round_number);
   }
-  if (stopping_) return abort("coordinator shutting down");
+  if (std::optional<std::string> why = InterruptReason(round_number)) return abort(*why);
+  Enter(round_number, "commit");
   round->Close();
   board_.Publish(nullptr);
 
@@ -520,11 +578,16 @@ bool Coordinator::RunRound(uint64_t round_number) {
     return abort(absl::StrCat("state commit failed: ", s.message()));
   }
   site_accountants_ = std::move(accountants);
+  for (const auto& [site, e] : record.site_epsilon) metrics_.SetSiteEpsilon(site, e.epsilon);
+  if (record.test_accuracy) metrics_.SetTestAccuracy(*record.test_accuracy);
+  metrics_.RoundEnded(/*committed=*/true);
   {
     absl::MutexLock lock(&model_mu_);
     global_ = candidate;
   }
   ++committed_rounds_;
+  committed_snapshot_ = committed_rounds_;
+  metrics_.SetCommittedRounds(committed_rounds_);
   spdlog::info(
       "round={} stage=commit participants={} examples={} train_loss={:.4f} test_accuracy={} "
       "duration={:.2f}s",
@@ -591,7 +654,11 @@ void Coordinator::SendSecAggMessages(
   });
   for (const auto& [site, message] : outbox) {
     std::shared_ptr<SiteSession> session = sessions_.Find(site);
-    if (session == nullptr || !session->Send(message)) secure.DropSite(site, "session lost");
+    if (session == nullptr || !session->Send(message)) {
+      secure.DropSite(site, "session lost");
+    } else {
+      metrics_.AddBytesSent(message.ByteSizeLong());
+    }
   }
 }
 
@@ -602,9 +669,19 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
   const uint64_t n = round.number();
   const absl::Duration stage_timeout = config_.aggregation.secure.stage_timeout;
   auto wait = [&](absl::Time deadline, const char* stage) {
-    if (!secure.WaitForStage(deadline) && !stopping_) {
+    if (!secure.WaitForStage(deadline) && !InterruptReason(n)) {
       spdlog::warn("round={} stage={} deadline passed before every site answered", n, stage);
     }
+  };
+  // Enters the next stage and counts the sites the last one lost.
+  size_t active = round.participants().size();
+  std::string stage_name = "train";
+  auto next_stage = [&](const char* next) {
+    const size_t now_active = secure.Locked([](Server& s) { return s.Active().size(); });
+    metrics_.SitesDropped(stage_name, active > now_active ? active - now_active : 0);
+    active = now_active;
+    stage_name = next;
+    Enter(n, next);
   };
   auto aborted = [&](absl::Status status) -> absl::Status {
     secure.Locked([&](Server& s) { s.Abort(std::string(status.message())); });
@@ -618,7 +695,7 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
 
   // Stage 0: advertise keys (each site trains, quantizes its update, then advertises).
   wait(train_deadline, "advertise");
-  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::optional<std::string> why = InterruptReason(n)) return absl::CancelledError(*why);
   if (std::string why = abort_reason(); !why.empty()) return absl::AbortedError(why);
   if (absl::Status s = secure.Locked([](Server& server) { return server.CloseAdvertise(); });
       !s.ok()) {
@@ -631,8 +708,9 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
                secure.Locked([](Server& s) { return s.Active().size(); }));
 
   // Stage 1: share keys.
+  next_stage("share_keys");
   wait(absl::Now() + stage_timeout, "share-keys");
-  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::optional<std::string> why = InterruptReason(n)) return absl::CancelledError(*why);
   if (std::string why = abort_reason(); !why.empty()) {
     round.CloseTraining();
     return absl::AbortedError(why);
@@ -646,9 +724,10 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
                      StageMessage(&Server::SharesFor, &cohort::v1::SecAggServerMessage::mutable_shares));
 
   // Stage 2: masked inputs arrive as uploads and are added to the secure sum.
+  next_stage("masked_input");
   wait(absl::Now() + stage_timeout, "masked-input");
   round.CloseTraining();  // no masked input is added after this point
-  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::optional<std::string> why = InterruptReason(n)) return absl::CancelledError(*why);
   if (std::string why = abort_reason(); !why.empty()) return absl::AbortedError(why);
   if (absl::Status s = secure.Locked([](Server& server) { return server.CloseMaskedInput(); });
       !s.ok()) {
@@ -658,8 +737,9 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
                      StageMessage(&Server::UnmaskRequestFor, &cohort::v1::SecAggServerMessage::mutable_unmask));
 
   // Stage 3: unmasking.
+  next_stage("unmask");
   wait(absl::Now() + stage_timeout, "unmask");
-  if (stopping_) return absl::CancelledError("coordinator shutting down");
+  if (std::optional<std::string> why = InterruptReason(n)) return absl::CancelledError(*why);
   if (std::string why = abort_reason(); !why.empty()) return absl::AbortedError(why);
   const absl::Time unmask_start = absl::Now();
   if (absl::Status s = secure.Locked([](Server& server) { return server.CloseUnmask(); });
@@ -669,6 +749,7 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
   const cohort::v1::SecAggConfig config =
       secure.Locked([](Server& s) { return s.config(); });
   std::vector<std::string> survivors = secure.Locked([](Server& s) { return s.survivors(); });
+  metrics_.SitesDropped(stage_name, active > survivors.size() ? active - survivors.size() : 0);
   secagg::ModVector sum = secure.Locked([](Server& s) { return s.TakeSum(); });
   if (secure_sum_observer_) secure_sum_observer_(n, sum, survivors);
   const size_t num_values = layout_.TotalValues();
@@ -701,6 +782,191 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
                survivors.size(), absl::ToDoubleSeconds(absl::Now() - unmask_start), total_weight);
   *contributors = std::move(survivors);
   return model;
+}
+
+}  // namespace cohort::server
+
+namespace cohort::server {
+
+std::optional<std::string> Coordinator::InterruptReason(uint64_t round) const {
+  if (stopping_) return std::string("coordinator shutting down");
+  absl::MutexLock lock(&control_mu_);
+  auto it = abort_requests_.find(round);
+  if (it == abort_requests_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Coordinator::WaitWhilePaused() {
+  absl::MutexLock lock(&control_mu_);
+  if (!paused_ || stopping_) return;
+  activity_.Enter(0, FederationActivity::kPaused, absl::Now());
+  spdlog::info("stage=paused no round starts until an admin resumes the federation");
+  auto resumed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_) {
+    return !paused_ || stopping_.load();
+  };
+  control_mu_.Await(absl::Condition(&resumed));
+}
+
+absl::Status Coordinator::Pause(const std::string& by, const std::string& reason) {
+  const std::string why = reason.empty() ? absl::StrCat("paused by admin '", by, "'")
+                                         : absl::StrCat("paused by admin '", by, "': ", reason);
+  // Durable first: a pause that the state database did not take is not reported as done.
+  if (absl::Status s = store_->PutSetting("paused", why); !s.ok()) return s;
+  absl::MutexLock lock(&control_mu_);
+  paused_ = true;
+  pause_reason_ = why;
+  metrics_.SetPaused(true);
+  spdlog::warn("stage=control {}; the round in progress (if any) finishes", why);
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::Resume(const std::string& by) {
+  if (absl::Status s = store_->DeleteSetting("paused"); !s.ok()) return s;
+  absl::MutexLock lock(&control_mu_);
+  if (paused_) spdlog::warn("stage=control resumed by admin '{}'", by);
+  paused_ = false;
+  pause_reason_.clear();
+  metrics_.SetPaused(false);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Coordinator::AbortRound(uint64_t round, const std::string& by,
+                                                 const std::string& reason) {
+  std::shared_ptr<Round> current = board_.Current();
+  if (current == nullptr) {
+    return absl::FailedPreconditionError("no round is running (nothing to abort)");
+  }
+  if (round != 0 && round != current->number()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", round, " is not running (the round in progress is ", current->number(), ")"));
+  }
+  const std::string why = reason.empty() ? absl::StrCat("aborted by admin '", by, "'")
+                                         : absl::StrCat("aborted by admin '", by, "': ", reason);
+  {
+    absl::MutexLock lock(&control_mu_);
+    abort_requests_.emplace(current->number(), why);
+  }
+  spdlog::warn("round={} stage=control {}", current->number(), why);
+  current->Cancel();  // wakes every wait of the round loop
+  return current->number();
+}
+
+absl::StatusOr<std::vector<state::RoundRecord>> Coordinator::Rounds(bool include_aborted) {
+  return store_->ListRounds(/*committed_only=*/!include_aborted);
+}
+
+cohort::v1::FederationStatus Coordinator::Status() const {
+  cohort::v1::FederationStatus status;
+  status.set_federation(config_.federation);
+  status.set_coordinator_version(COHORT_VERSION);
+  status.set_started_unix_ms(absl::ToUnixMillis(started_at_));
+  {
+    absl::MutexLock lock(&control_mu_);
+    status.set_paused(paused_);
+    status.set_pause_reason(pause_reason_);
+  }
+  const FederationActivity::Snapshot activity = activity_.Get();
+  status.set_current_round(activity.round);
+  status.set_stage(activity.stage);
+  status.set_stage_started_unix_ms(absl::ToUnixMillis(activity.stage_started));
+  status.set_rounds_committed(committed_snapshot_);
+  status.set_rounds_target(static_cast<uint64_t>(config_.rounds.count));
+  status.set_last_round(last_round_snapshot_);
+  status.set_secure_aggregation(config_.aggregation.secure.enabled);
+  std::shared_ptr<Round> round = board_.Current();
+  std::map<std::string, double> epsilon;
+  // Per-site epsilon as of the last committed round each site took part in.
+  if (absl::StatusOr<std::map<std::string, std::vector<state::SiteEpsilon>>> history =
+          store_->SitePrivacyHistory();
+      history.ok()) {
+    for (const auto& [site, rounds] : *history) {
+      if (!rounds.empty()) epsilon[site] = rounds.back().epsilon;
+    }
+  }
+  for (const std::string& site : config_.sites) {
+    cohort::v1::SiteStatus* out = status.add_sites();
+    out->set_site_id(site);
+    std::shared_ptr<SiteSession> session = sessions_.Find(site);
+    out->set_connected(session != nullptr);
+    std::string state = session == nullptr ? "offline" : "idle";
+    if (session != nullptr) {
+      out->set_peer(session->peer());
+      out->set_train_examples(session->hello().train_examples());
+      out->set_test_examples(session->hello().test_examples());
+    }
+    if (round != nullptr) {
+      std::string progress = round->SiteProgress(site);
+      if (!progress.empty()) state = progress;
+    }
+    out->set_state(state);
+    if (auto it = epsilon.find(site); it != epsilon.end()) {
+      out->set_has_epsilon(true);
+      out->set_epsilon(it->second);
+    }
+    if (auto it = activity.drop_reasons.find(site); it != activity.drop_reasons.end()) {
+      out->set_last_drop_reason(it->second);
+    }
+  }
+  for (const FederationActivity::Error& error : activity.errors) {
+    cohort::v1::ErrorEntry* out = status.add_last_errors();
+    out->set_unix_ms(absl::ToUnixMillis(error.at));
+    out->set_round(error.round);
+    out->set_site_id(error.site);
+    out->set_message(error.message);
+  }
+  return status;
+}
+
+absl::Status Coordinator::StartHttp() {
+  if (config_.http.listen.empty()) return absl::OkStatus();
+  std::map<std::string, http::HttpHandler> routes;
+  routes["/healthz"] = [](const std::string&) {
+    return http::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+  };
+  routes["/readyz"] = [this](const std::string&) {
+    // Ready: serving sites, not shutting down, and the state database answers.
+    if (stopping_) return http::HttpResponse{503, "text/plain; charset=utf-8", "stopping\n"};
+    if (absl::StatusOr<uint64_t> last = store_->LastRoundNumber(); !last.ok()) {
+      return http::HttpResponse{503, "text/plain; charset=utf-8",
+                                absl::StrCat("state database: ", last.status().message(), "\n")};
+    }
+    return http::HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+  };
+  routes["/metrics"] = [this](const std::string&) {
+    metrics_.SetConnectedSites(sessions_.size());
+    return http::MetricsResponse(metrics_.registry());
+  };
+  routes["/api/status"] = [this](const std::string&) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    options.always_print_primitive_fields = true;
+    options.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(Status(), &json, options);
+    return http::HttpResponse{200, "application/json", json};
+  };
+  routes["/api/rounds"] = [this](const std::string&) {
+    absl::StatusOr<std::vector<state::RoundRecord>> rounds = Rounds(/*include_aborted=*/true);
+    if (!rounds.ok()) {
+      return http::HttpResponse{500, "text/plain; charset=utf-8",
+                                absl::StrCat(rounds.status().message(), "\n")};
+    }
+    return http::HttpResponse{200, "application/json", state::RoundsAsJson(*rounds)};
+  };
+  routes["/"] = [this](const std::string&) {
+    absl::StatusOr<std::vector<state::RoundRecord>> rounds = Rounds(/*include_aborted=*/true);
+    return http::HttpResponse{200, "text/html; charset=utf-8",
+                              RenderStatusPage(Status(), rounds.ok() ? *rounds
+                                                                     : std::vector<state::RoundRecord>{},
+                                               config_.privacy.delta)};
+  };
+  absl::StatusOr<std::unique_ptr<http::HttpServer>> server =
+      http::HttpServer::Start(config_.http.listen, std::move(routes));
+  if (!server.ok()) return server.status();
+  http_ = std::move(*server);
+  spdlog::info("stage=start http port {}: /metrics /healthz /readyz and the status page at /",
+               http_->port());
+  return absl::OkStatus();
 }
 
 }  // namespace cohort::server

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,7 +19,11 @@
 #include "common/dp/accountant.h"
 #include "common/state/state_store.h"
 #include "common/tensor/layout.h"
+#include "common/http/http_server.h"
 #include "common/tls/revocation.h"
+#include "server/admin_service.h"
+#include "server/coordinator_metrics.h"
+#include "server/federation_activity.h"
 #include "server/federation_service.h"
 #include "server/model_blob.h"
 #include "server/round.h"
@@ -27,18 +32,21 @@
 
 namespace cohort::server {
 
-// cohort-coordinator as a library: the gRPC server and the round loop
+// cohort-coordinator as a library: the gRPC server (Federation and Admin services), the
+// optional HTTP port (/metrics, /healthz, /readyz, status page) and the round loop
 // SELECT -> TRAIN -> AGGREGATE -> EVALUATE -> COMMIT, until `rounds.count` rounds are
 // committed. Resumes from the last committed checkpoint in `state_dir`.
-class Coordinator {
+class Coordinator : public FederationControl {
  public:
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(config::CoordinatorConfig config);
-  ~Coordinator();
+  ~Coordinator() override;
 
   // Binds the listen address (port 0 picks a free port), starts serving and the round loop.
   absl::Status Start();
   // The bound port, after Start().
   int port() const { return port_; }
+  // The bound HTTP port after Start(), 0 without `http.listen`.
+  int http_port() const { return http_ ? http_->port() : 0; }
   // Blocks until the round loop ends; returns its status (OK when every round committed).
   absl::Status Wait();
   // Stops the round loop, ends every session and stops the server. Safe to call twice.
@@ -50,6 +58,14 @@ class Coordinator {
                                                const std::vector<std::string>&)>;
   void SetSecureSumObserver(SecureSumObserver observer) { secure_sum_observer_ = std::move(observer); }
 
+  // FederationControl (the Admin service).
+  cohort::v1::FederationStatus Status() const override;
+  absl::Status Pause(const std::string& by, const std::string& reason) override;
+  absl::Status Resume(const std::string& by) override;
+  absl::StatusOr<uint64_t> AbortRound(uint64_t round, const std::string& by,
+                                      const std::string& reason) override;
+  absl::StatusOr<std::vector<state::RoundRecord>> Rounds(bool include_aborted) override;
+
   // The current global model (for tests and benchmarks).
   std::vector<float> GlobalModel() const;
   const tensor::ParameterLayout& layout() const { return layout_; }
@@ -59,6 +75,14 @@ class Coordinator {
               tensor::ParameterLayout layout, std::shared_ptr<const ModelBlob> global,
               uint64_t committed, uint64_t last_round);
   void RoundLoop();
+  // Starts the HTTP port (http.listen).
+  absl::Status StartHttp();
+  // Why the round `round` must stop now (shutdown or an operator's abort), if it must.
+  std::optional<std::string> InterruptReason(uint64_t round) const;
+  // Blocks while the federation is paused (and not stopping).
+  void WaitWhilePaused();
+  // The round loop enters `stage` of `round`.
+  void Enter(uint64_t round, absl::string_view stage) { activity_.Enter(round, stage, absl::Now()); }
   // Runs one round; returns true when it committed.
   bool RunRound(uint64_t round_number);
   // Secure aggregation for one round: the SecAggConfig sent with the task and the state.
@@ -99,11 +123,24 @@ class Coordinator {
   uint64_t last_round_number_;
 
   SecureSumObserver secure_sum_observer_;
+  const absl::Time started_at_ = absl::Now();
+  CoordinatorMetrics metrics_;
+  FederationActivity activity_{&metrics_, absl::Now()};
+  std::atomic<uint64_t> committed_snapshot_{0};  // committed_rounds_, readable off the loop
+  std::atomic<uint64_t> last_round_snapshot_{0};
+
+  // Operator control (Admin service threads write, the round loop reads).
+  mutable absl::Mutex control_mu_;
+  bool paused_ ABSL_GUARDED_BY(control_mu_) = false;
+  std::string pause_reason_ ABSL_GUARDED_BY(control_mu_);
+  std::map<uint64_t, std::string> abort_requests_ ABSL_GUARDED_BY(control_mu_);
   std::shared_ptr<tls::RevocationList> crl_;  // null without tls.crl
   SessionRegistry sessions_;
   RoundBoard board_;
   std::unique_ptr<FederationService> service_;
+  std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<http::HttpServer> http_;
   int port_ = 0;
 
   std::thread loop_thread_;

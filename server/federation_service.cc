@@ -7,6 +7,7 @@
 #include "common/tls/peer_identity.h"
 #include "common/util/files.h"
 #include "common/util/log.h"
+#include "server/coordinator_metrics.h"
 
 namespace cohort::server {
 namespace {
@@ -19,6 +20,22 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
                       std::string(status.message()));
+}
+
+absl::Status RecheckCallerCertificate(const grpc::AuthContext& auth, const std::string& ca_path,
+                                      tls::RevocationList* crl) {
+  std::vector<grpc::string_ref> pem = auth.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  absl::StatusOr<std::string> ca_pem = ReadFileToString(ca_path);
+  if (pem.empty() || !ca_pem.ok()) {
+    return absl::UnauthenticatedError("cannot re-check the caller's certificate");
+  }
+  if (crl != nullptr) crl->Refresh(/*force=*/false).IgnoreError();  // logged by the verifier
+  if (absl::Status valid =
+          tls::CheckSiteCertificate(std::string(pem[0].data(), pem[0].size()), *ca_pem, crl);
+      !valid.ok()) {
+    return absl::UnauthenticatedError(valid.message());
+  }
+  return absl::OkStatus();
 }
 
 void RoundBoard::Publish(std::shared_ptr<Round> round) {
@@ -71,17 +88,9 @@ absl::StatusOr<std::string> FederationService::Authorize(
   }
   // The handshake checked the certificate when the connection opened; a connection lives on
   // across revocations and expiry, so every call checks it again.
-  std::vector<grpc::string_ref> pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
-  absl::StatusOr<std::string> ca_pem = ReadFileToString(ca_path_);
-  if (pem.empty() || !ca_pem.ok()) {
-    return absl::UnauthenticatedError("cannot re-check the caller's certificate");
-  }
-  if (crl_ != nullptr) crl_->Refresh(/*force=*/false).IgnoreError();  // logged by the verifier
-  if (absl::Status valid =
-          tls::CheckSiteCertificate(std::string(pem[0].data(), pem[0].size()), *ca_pem, crl_.get());
-      !valid.ok()) {
+  if (absl::Status valid = RecheckCallerCertificate(*auth, ca_path_, crl_.get()); !valid.ok()) {
     spdlog::warn("site={} refused a call: {}", *site, valid.message());
-    return absl::UnauthenticatedError(valid.message());
+    return valid;
   }
   return site;
 }
@@ -118,6 +127,7 @@ grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStr
   grpc::Status result = grpc::Status::OK;
   cohort::v1::SiteMessage message;
   while (stream->Read(&message)) {
+    if (metrics_ != nullptr) metrics_->AddBytesReceived(message.ByteSizeLong());
     std::shared_ptr<Round> round = board_->Current();
     if (message.has_evaluation()) {
       const auto& report = message.evaluation();
@@ -190,6 +200,7 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* context,
     if (!writer->Write(chunk)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "site stopped reading the model");
     }
+    if (metrics_ != nullptr) metrics_->AddBytesSent(n);
   }
   return grpc::Status::OK;
 }
@@ -300,6 +311,7 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
   }
   if (!status.ok()) round->AbandonUpload(*site);
   upload_slots_.Release();
+  if (metrics_ != nullptr) metrics_->AddBytesReceived(bytes_received);
   if (!status.ok()) {
     spdlog::warn("site={} round={} stage=upload refused after {} bytes: {}", *site,
                  header.round(), bytes_received, status.message());

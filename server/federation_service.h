@@ -18,6 +18,14 @@
 
 namespace cohort::server {
 
+class CoordinatorMetrics;
+
+// Re-checks a caller's certificate (from its call's AuthContext) against the CA file at
+// `ca_path`, its validity period and `crl` (null: none). A connection lives on across
+// revocations and expiry, so every call checks again. Unauthenticated with the reason.
+absl::Status RecheckCallerCertificate(const grpc::AuthContext& auth, const std::string& ca_path,
+                                      tls::RevocationList* crl);
+
 // Gives RPC handlers the round that is open right now (or null between rounds).
 class RoundBoard {
  public:
@@ -54,6 +62,9 @@ class FederationService final : public cohort::v1::Federation::Service {
   // (null: none): a connection opened before a revocation or an expiry cannot go on making
   // calls. Set before the server starts.
   void SetRevocationList(std::shared_ptr<tls::RevocationList> crl) { crl_ = std::move(crl); }
+  // Counts the bytes of uploads, downloads and session messages. Set before the server
+  // starts; may stay null.
+  void SetMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
 
   grpc::Status Session(grpc::ServerContext* context, SessionStream* stream) override;
   grpc::Status DownloadModel(grpc::ServerContext* context,
@@ -76,6 +87,7 @@ class FederationService final : public cohort::v1::Federation::Service {
   const std::string federation_;
   const std::string ca_path_;
   std::shared_ptr<tls::RevocationList> crl_;
+  CoordinatorMetrics* metrics_ = nullptr;
   const std::set<std::string> allowed_sites_;
   const int64_t max_chunk_bytes_;
   const absl::Duration stage_timeout_;

@@ -240,6 +240,17 @@ bool Round::WaitForEvaluations(absl::Time deadline) {
          !cancelled_;
 }
 
+std::string Round::SiteProgress(const std::string& site) const {
+  if (!IsParticipant(site)) return "";
+  absl::MutexLock lock(&mu_);
+  if (failed_.count(site) > 0) return "dropped";
+  if (evaluations_.count(site) > 0) return "evaluated";
+  if (evaluators_.count(site) > 0) return "evaluating";
+  if (uploaded_.count(site) > 0) return "uploaded";
+  if (in_flight_.count(site) > 0) return "uploading";
+  return stage_ == Stage::kTrain ? "training" : "dropped";
+}
+
 void Round::Cancel() {
   if (secure_ != nullptr) secure_->Cancel();
   absl::MutexLock lock(&mu_);

@@ -121,6 +121,9 @@ class Round {
   std::map<std::string, EvaluationResult> evaluations() const;
   std::map<std::string, std::string> failures() const;
   std::map<std::string, SiteDpReport> dp_reports() const;
+  // Where `site` is in this round, for the status page: "" (not selected), "training",
+  // "uploading", "uploaded", "dropped", "evaluating" or "evaluated".
+  std::string SiteProgress(const std::string& site) const;
 
  private:
   bool AllUploadsAnswered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

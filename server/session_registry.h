@@ -25,7 +25,8 @@ class SiteSession {
   SiteSession(std::string site, uint64_t id, grpc::ServerContext* context, SessionStream* stream,
               cohort::v1::Hello hello)
       : site_(std::move(site)), id_(id), context_(context), stream_(stream),
-        hello_(std::move(hello)), certificate_pem_(PeerCertificatePem(*context)) {}
+        hello_(std::move(hello)), certificate_pem_(PeerCertificatePem(*context)),
+        peer_(context->peer()), connected_at_(absl::Now()) {}
 
   const std::string& site() const { return site_; }
   uint64_t id() const { return id_; }
@@ -33,6 +34,9 @@ class SiteSession {
   // The client certificate the session was opened with (PEM; empty if unavailable), so
   // that a site revoked or expired later can be cut off.
   const std::string& certificate_pem() const { return certificate_pem_; }
+  // The peer's address as gRPC reports it (e.g. ipv4:127.0.0.1:41234).
+  const std::string& peer() const { return peer_; }
+  absl::Time connected_at() const { return connected_at_; }
   // Sends one message; false once the stream is broken or closed.
   bool Send(const cohort::v1::CoordinatorMessage& message);
   // Ends the stream from the server side (a newer session replaced it, or shutdown).
@@ -49,6 +53,8 @@ class SiteSession {
   SessionStream* stream_ ABSL_GUARDED_BY(mu_);
   const cohort::v1::Hello hello_;
   const std::string certificate_pem_;
+  const std::string peer_;
+  const absl::Time connected_at_;
 
   static std::string PeerCertificatePem(const grpc::ServerContext& context);
 };

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   cohort::tools::AddDataCommands(app);
   cohort::tools::AddLedgerCommands(app);
   cohort::tools::AddPrivacyCommands(app);
+  cohort::tools::AddAdminCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

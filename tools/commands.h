@@ -13,6 +13,8 @@ void AddRoundsCommand(CLI::App& app);
 void AddDataCommands(CLI::App& app);
 void AddLedgerCommands(CLI::App& app);
 void AddPrivacyCommands(CLI::App& app);
+// status, pause, resume, abort: the coordinator's Admin API.
+void AddAdminCommands(CLI::App& app);
 
 }  // namespace cohort::tools
 

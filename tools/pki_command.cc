@@ -258,6 +258,7 @@ struct IssueOptions {
   std::string site;
   bool site_given = false;  // --site appeared, possibly with an empty value
   bool coordinator = false;
+  std::string admin;  // issue only: an operator's certificate for the Admin service
   std::vector<std::string> names;
   std::vector<std::string> ips;
   int days = 825;
@@ -274,14 +275,33 @@ CertificateSpec BuildIssueSpec(const IssueOptions& options, absl::string_view kS
   }
   if (options.dir.empty()) Fail(kSub, kBadArguments, "--dir must not be empty");
   const bool is_site = options.site_given;
-  if (is_site == options.coordinator) {
-    Fail(kSub, kBadArguments, "give exactly one of --site ID or --coordinator");
+  const bool is_admin = !options.admin.empty();
+  if (static_cast<int>(is_site) + static_cast<int>(options.coordinator) +
+          static_cast<int>(is_admin) != 1) {
+    Fail(kSub, kBadArguments,
+         kSub == "issue" ? "give exactly one of --site ID, --coordinator or --admin NAME"
+                         : "give exactly one of --site ID or --coordinator");
   }
   if (options.days < 1 || options.days > kMaxDays) {
     Fail(kSub, kBadArguments, absl::StrCat("--days must be between 1 and ", kMaxDays));
   }
 
   CertificateSpec spec;
+  if (is_admin) {
+    if (!cohort::IsValidSiteId(options.admin)) {
+      Fail(kSub, kBadArguments,
+           absl::StrCat("invalid admin name '", options.admin,
+                        "': it must match [a-z0-9][a-z0-9._-]{0,62}"));
+    }
+    if (!options.names.empty() || !options.ips.empty()) {
+      Fail(kSub, kBadArguments,
+           "--name and --ip only apply to --coordinator; an admin is identified by its URI");
+    }
+    spec.common_name = absl::StrCat("admin:", options.admin);
+    spec.uris = {crypto::AdminIdentityUri(options.federation, options.admin)};
+    spec.client_auth = true;
+    return spec;
+  }
   if (is_site) {
     if (!cohort::IsValidSiteId(options.site)) {
       Fail(kSub, kBadArguments,
@@ -342,7 +362,9 @@ void RunIssue(const IssueOptions& options) {
   if (absl::Status s = EnsurePrivateDirectory(out); !s.ok()) {
     Fail(kSub, kOperationFailed, s.message());
   }
-  const std::string base = options.coordinator ? std::string(kCoordinatorName) : options.site;
+  const std::string base = options.coordinator       ? std::string(kCoordinatorName)
+                           : !options.admin.empty() ? absl::StrCat("admin-", options.admin)
+                                                    : options.site;
   const fs::path cert_path = out / (base + ".pem");
   const fs::path key_path = out / (base + ".key");
   const bool replacing = PathExists(cert_path) || PathExists(key_path);
@@ -359,7 +381,7 @@ void RunIssue(const IssueOptions& options) {
   for (const auto& name : spec.dns_names) sans.push_back("DNS:" + name);
   for (const auto& ip : spec.ip_addresses) sans.push_back("IP:" + ip);
   std::cout << (replacing ? "Replaced" : "Issued") << " "
-            << (options.coordinator ? "coordinator" : "site")
+            << (options.coordinator ? "coordinator" : !options.admin.empty() ? "admin" : "site")
             << " certificate CN=" << spec.common_name << " [" << absl::StrJoin(sans, ", ")
             << "], valid until " << FormatUtc(spec.not_after) << "\n"
             << "  certificate: " << cert_path.string() << "\n"
@@ -828,6 +850,9 @@ void AddPkiCommands(CLI::App& app) {
       issue_cmd->add_option("--site", issue->site, "Site id: client certificate OUT/ID.pem");
   issue_cmd->add_flag("--coordinator", issue->coordinator,
                       "Coordinator server+client certificate OUT/coordinator.pem");
+  issue_cmd->add_option("--admin", issue->admin,
+                        "Operator certificate for the Admin API (cohortctl status, pause, ...): "
+                        "OUT/admin-NAME.pem");
   issue_cmd->add_option("--name", issue->names,
                         "Coordinator DNS name (repeatable; default localhost)");
   issue_cmd->add_option("--ip", issue->ips,

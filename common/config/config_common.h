@@ -16,6 +16,8 @@ std::string ReadId(MapReader& reader, const std::string& key);
 TlsFiles ReadTls(MapReader tls, bool allow_crl);
 // Reads the optional `logging:` section.
 LoggingConfig ReadLogging(MapReader logging);
+// Reads the optional `http:` section (listen: host:port; absent: no HTTP port).
+HttpConfig ReadHttp(MapReader http);
 // Checks "host:port" (port 0..65535; 0 means pick a free port, only useful for listening).
 void CheckHostPort(MapReader& reader, const std::string& key, const std::string& value,
                    bool allow_port_zero);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/config/config_common.h"
@@ -53,6 +54,18 @@ LoggingConfig ReadLogging(MapReader logging) {
   out.json = logging.Bool("json", false);
   out.level = logging.Enum("level", "info", {"trace", "debug", "info", "warn", "error"});
   logging.Finish();
+  return out;
+}
+
+HttpConfig ReadHttp(MapReader http) {
+  HttpConfig out;
+  if (http.Has("listen")) {
+    out.listen = http.String("listen");
+    CheckHostPort(http, "listen", out.listen, /*allow_port_zero=*/true);
+  } else {
+    http.String("listen", "");  // marks the key as known
+  }
+  http.Finish();
   return out;
 }
 
@@ -219,6 +232,18 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   limits.Finish();
 
   config.logging = ReadLogging(top.Map("logging"));
+  config.http = ReadHttp(top.Map("http"));
+  config.admins = top.StringList("admins", /*required=*/false);
+  for (const std::string& admin : config.admins) {
+    if (!IsValidSiteId(admin)) {
+      top.Fail("admins", absl::StrCat("'", admin, "' is not a valid admin name (lower-case "
+                                                 "letters, digits, '.', '_', '-'; max 63)"));
+    }
+  }
+  if (config.http.listen == config.listen && !config.listen.empty() &&
+      !absl::EndsWith(config.listen, ":0")) {
+    top.Fail("http", "http.listen must differ from listen (the gRPC port)");
+  }
   if (top.Has("seed")) {
     config.has_seed = true;
     config.seed = static_cast<uint64_t>(

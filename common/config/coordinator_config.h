@@ -34,6 +34,12 @@ struct LoggingConfig {
   std::string level = "info";
 };
 
+// The daemon's operational HTTP port: /metrics, /healthz, /readyz (and on the coordinator the
+// status page). Plain HTTP, read-only: bind it to loopback or a cluster-internal address.
+struct HttpConfig {
+  std::string listen;  // "host:port"; empty: no HTTP port
+};
+
 // A built-in model architecture. `logreg` has no hidden layers; `mlp` has ReLU hidden layers.
 struct ModelSpec {
   std::string arch = "mlp";
@@ -118,6 +124,10 @@ struct CoordinatorConfig {
   PrivacyConfig privacy;
   LimitsConfig limits;
   LoggingConfig logging;
+  HttpConfig http;
+  // Admin names (spiffe://<federation>/admin/<name>) that may call the Admin API; empty:
+  // any admin certificate issued by the federation CA.
+  std::vector<std::string> admins;
   uint64_t seed = 0;
   bool has_seed = false;
 };

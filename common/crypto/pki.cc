@@ -1147,6 +1147,10 @@ std::string SiteIdentityUri(absl::string_view federation, absl::string_view site
   return absl::StrCat("spiffe://", federation, "/site/", site_id);
 }
 
+std::string AdminIdentityUri(absl::string_view federation, absl::string_view name) {
+  return absl::StrCat("spiffe://", federation, "/admin/", name);
+}
+
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents, int mode) {
   return WriteFileDurably(path, contents, mode);
 }

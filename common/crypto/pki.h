@@ -181,6 +181,10 @@ absl::StatusOr<std::vector<std::string>> RefusalReasons(const std::string& cert_
 // SPIFFE-style identity URI for a site: "spiffe://<federation>/site/<site_id>".
 std::string SiteIdentityUri(absl::string_view federation, absl::string_view site_id);
 
+// SPIFFE-style identity URI for an operator: "spiffe://<federation>/admin/<name>". The
+// coordinator's Admin service accepts only certificates carrying such a URI.
+std::string AdminIdentityUri(absl::string_view federation, absl::string_view name);
+
 // Writes `contents` to `path` atomically: the data goes to a temporary file in the same
 // directory, which is given permission bits `mode` (e.g. 0600 for keys, 0644 for
 // certificates; not subject to the umask), fsync'ed, and renamed over `path`; the

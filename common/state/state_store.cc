@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS site_rounds (
   epsilon          REAL NOT NULL,
   PRIMARY KEY (round, site)
 );
+CREATE TABLE IF NOT EXISTS settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 )sql";
 
 // RAII prepared statement.
@@ -86,6 +90,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   std::unique_ptr<StateStore> store(new StateStore(db, path));
   if (rc != SQLITE_OK) return store->Error("cannot open state database");
   sqlite3_busy_timeout(db, 5000);
+  absl::MutexLock lock(&store->mu_);
   for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;"}) {
     if (absl::Status s = store->Exec(pragma); !s.ok()) return s;
   }
@@ -124,6 +129,7 @@ absl::Status StateStore::Exec(const std::string& sql) {
 }
 
 absl::Status StateStore::BeginRound(uint64_t round, absl::Time started_at) {
+  absl::MutexLock lock(&mu_);
   Statement stmt(db_, "INSERT INTO rounds (round, status, started_at) VALUES (?, 'started', ?)");
   if (!stmt.ok()) return Error("prepare BeginRound");
   sqlite3_bind_int64(stmt.get(), 1, static_cast<sqlite3_int64>(round));
@@ -137,6 +143,7 @@ absl::Status StateStore::BeginRound(uint64_t round, absl::Time started_at) {
 }
 
 absl::Status StateStore::CommitRound(const RoundRecord& r) {
+  absl::MutexLock lock(&mu_);
   // The round row and its per-site rows commit together or not at all.
   if (absl::Status s = Exec("BEGIN IMMEDIATE;"); !s.ok()) return s;
   absl::Status status = CommitRoundRows(r);
@@ -194,6 +201,7 @@ absl::Status StateStore::CommitRoundRows(const RoundRecord& r) {
 }
 
 absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> StateStore::SitePrivacyHistory() {
+  absl::MutexLock lock(&mu_);
   Statement stmt(db_,
                  "SELECT site, sample_rate, noise_multiplier, steps, epsilon FROM site_rounds "
                  "ORDER BY round");
@@ -213,6 +221,7 @@ absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> StateStore::Site
 }
 
 absl::StatusOr<int> StateStore::AbortInterruptedRounds(absl::Time now, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
   Statement stmt(db_,
                  "UPDATE rounds SET status='aborted', duration_s=MAX(0, ? - started_at), "
                  "reason=? WHERE status='started'");
@@ -225,6 +234,7 @@ absl::StatusOr<int> StateStore::AbortInterruptedRounds(absl::Time now, const std
 
 absl::Status StateStore::AbortRound(uint64_t round, absl::Duration duration,
                                     const std::string& reason) {
+  absl::MutexLock lock(&mu_);
   Statement stmt(db_,
                  "UPDATE rounds SET status='aborted', duration_s=?, reason=? "
                  "WHERE round=? AND status='started'");
@@ -240,12 +250,18 @@ absl::Status StateStore::AbortRound(uint64_t round, absl::Duration duration,
 }
 
 absl::StatusOr<uint64_t> StateStore::LastRoundNumber() {
+  absl::MutexLock lock(&mu_);
   Statement stmt(db_, "SELECT COALESCE(MAX(round), 0) FROM rounds");
   if (!stmt.ok() || sqlite3_step(stmt.get()) != SQLITE_ROW) return Error("read last round");
   return static_cast<uint64_t>(sqlite3_column_int64(stmt.get(), 0));
 }
 
 absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRounds(bool committed_only) {
+  absl::MutexLock lock(&mu_);
+  return ListRoundsLocked(committed_only);
+}
+
+absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRoundsLocked(bool committed_only) {
   std::string sql =
       "SELECT round, status, started_at, duration_s, participants, dropped, examples, "
       "train_loss, test_loss, test_accuracy, test_examples, checkpoint, reason, drop_reasons "
@@ -300,10 +316,43 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRounds(bool committed_o
 }
 
 absl::StatusOr<std::optional<RoundRecord>> StateStore::LastCommittedRound() {
-  absl::StatusOr<std::vector<RoundRecord>> rounds = ListRounds(/*committed_only=*/true);
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<std::vector<RoundRecord>> rounds = ListRoundsLocked(/*committed_only=*/true);
   if (!rounds.ok()) return rounds.status();
   if (rounds->empty()) return std::optional<RoundRecord>();
   return std::optional<RoundRecord>(rounds->back());
+}
+
+absl::Status StateStore::PutSetting(const std::string& key, const std::string& value) {
+  absl::MutexLock lock(&mu_);
+  Statement stmt(db_, "INSERT INTO settings (key, value) VALUES (?, ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  if (!stmt.ok()) return Error("prepare PutSetting");
+  sqlite3_bind_text(stmt.get(), 1, key.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt.get(), 2, value.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error(absl::StrCat("store setting ", key));
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::DeleteSetting(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  Statement stmt(db_, "DELETE FROM settings WHERE key = ?");
+  if (!stmt.ok()) return Error("prepare DeleteSetting");
+  sqlite3_bind_text(stmt.get(), 1, key.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error(absl::StrCat("delete setting ", key));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> StateStore::GetSetting(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  Statement stmt(db_, "SELECT value FROM settings WHERE key = ?");
+  if (!stmt.ok()) return Error("prepare GetSetting");
+  sqlite3_bind_text(stmt.get(), 1, key.c_str(), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(stmt.get());
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return Error(absl::StrCat("read setting ", key));
+  const unsigned char* text = sqlite3_column_text(stmt.get(), 0);
+  return std::optional<std::string>(text == nullptr ? "" : reinterpret_cast<const char*>(text));
 }
 
 }  // namespace cohort::state

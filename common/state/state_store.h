@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 struct sqlite3;
@@ -77,12 +78,23 @@ class StateStore {
   // Every committed (q, sigma, steps) per site, in round order, to rebuild the accounting.
   absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> SitePrivacyHistory();
 
+  // Small durable operator settings (e.g. "paused"), committed before returning.
+  absl::Status PutSetting(const std::string& key, const std::string& value);
+  absl::Status DeleteSetting(const std::string& key);
+  // The setting's value, or nullopt when it is not set.
+  absl::StatusOr<std::optional<std::string>> GetSetting(const std::string& key);
+
  private:
   explicit StateStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  absl::Status Exec(const std::string& sql);
-  absl::Status CommitRoundRows(const RoundRecord& record);
+  absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<RoundRecord>> ListRoundsLocked(bool committed_only)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CommitRoundRows(const RoundRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(const std::string& what) const;
 
+  // One connection, used by the round loop and the Admin service's threads: each public
+  // method holds the mutex, so a transaction never interleaves with another thread's call.
+  absl::Mutex mu_;
   sqlite3* db_;
   std::string path_;
 };
