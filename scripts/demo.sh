@@ -12,7 +12,8 @@
 # ledger, and the history shows each site's epsilon.
 #
 # Environment: COHORT_BUILD_DIR (default build), COHORT_DEMO_DIR (default $BUILD/demo),
-# COHORT_DEMO_PORT (default 50051), COHORT_DEMO_FAULT=SITE:STAGE (fault injection for tests:
+# COHORT_DEMO_PORT (default 50051; the status page is on 9464 then, else on a free port),
+# COHORT_DEMO_FAULT=SITE:STAGE (fault injection for tests:
 # that site's client kills itself at that secure aggregation stage: advertise, share, masked
 # or unmask; the demo then expects it to die and the rounds to go on without it).
 set -euo pipefail
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --dp) DP=1; CONFIGS=$ROOT/configs/demo-dp; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -81,6 +82,10 @@ for site in "${SITES[@]}"; do
   PIDS+=("$!")
 done
 echo "== coordinator pid $COORDINATOR on 127.0.0.1:$PORT, logs in $DEMO/logs"
+HTTP_BOUND=$(sed -n -E 's/.*stage=start http port ([0-9]+).*/\1/p' "$DEMO/logs/coordinator.log" | head -n 1)
+if [ -n "$HTTP_BOUND" ]; then
+  echo "== status page http://127.0.0.1:$HTTP_BOUND/ (metrics at /metrics); admin: $BIN/cohortctl status --coordinator 127.0.0.1:$PORT --cert $DEMO/pki/admin-ops.pem --key $DEMO/pki/admin-ops.key --ca $DEMO/pki/ca.pem"
+fi
 START=$(date +%s)
 
 # One line per committed round, as the coordinator commits it. The follower runs in the

@@ -1,6 +1,6 @@
 # The demo federation's files, shared by scripts/demo.sh and the end-to-end tests.
 # Source it, then call demo_prepare with BIN, ROOT, DEMO, PORT, CONFIGS, ROUNDS and DP set
-# (see scripts/demo.sh); SITES lists the sites.
+# (HTTP_PORT optional; see scripts/demo.sh); SITES lists the sites.
 SITES=(hospital-a hospital-b hospital-c)
 
 # Writes $DEMO afresh: the configs (port and round count applied), a development PKI, the
@@ -12,6 +12,10 @@ demo_prepare() {
   if [ "$PORT" != 50051 ]; then
     sed -i "s/127.0.0.1:50051/127.0.0.1:$PORT/" "$DEMO"/*.yaml
   fi
+  # The HTTP port (status page, /metrics): 9464 for the demo itself; elsewhere (tests) port 0,
+  # a free port the coordinator logs ("stage=start http port N").
+  HTTP_PORT=${HTTP_PORT:-$([ "$PORT" = 50051 ] && echo 9464 || echo 0)}
+  sed -i "s/127.0.0.1:9464/127.0.0.1:$HTTP_PORT/" "$DEMO/coordinator.yaml"
   if [ -n "$ROUNDS" ]; then
     sed -i -E "s/count: [0-9]+/count: $ROUNDS/" "$DEMO/coordinator.yaml"
   fi
@@ -23,6 +27,8 @@ demo_prepare() {
   for site in "${SITES[@]}"; do
     "$BIN/cohortctl" pki issue --dir "$DEMO/pki" --federation demo --site "$site" >/dev/null
   done
+  # An operator's certificate for the Admin API (cohortctl status, pause, resume, abort).
+  "$BIN/cohortctl" pki issue --dir "$DEMO/pki" --federation demo --admin ops >/dev/null
 
   echo "== Breast Cancer Wisconsin split across the sites (label-skew)"
   "$BIN/cohortctl" data split --input "$ROOT/data/wdbc.csv" --label malignant --sites 3 \

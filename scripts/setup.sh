@@ -16,6 +16,9 @@ PACKAGES=(
   # deploy/container test: Debian base bootstrapped by mmdebstrap, images built by podman (as
   # root: no uidmap, fuse-overlayfs or slirp4netns needed)
   podman mmdebstrap
+  # issue 6's observability tests: the status page rendered by headless Chromium, /metrics
+  # scraped by a real Prometheus server (both started by the tests themselves, on loopback)
+  chromium prometheus
 )
 
 missing=()
