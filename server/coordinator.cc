@@ -201,6 +201,20 @@ absl::Status Coordinator::Start() {
                                                " (address in use or not local?)"));
   }
   server_->GetHealthCheckService()->SetServingStatus(kFederationService, true);
+  if (!config_.health_listen.empty()) {
+    // Only the default health service is registered here: no TLS, nothing else to call.
+    grpc::ServerBuilder health;
+    health.AddListeningPort(config_.health_listen, grpc::InsecureServerCredentials(),
+                            &health_port_);
+    health_server_ = health.BuildAndStart();
+    if (health_server_ == nullptr || health_port_ == 0) {
+      server_->Shutdown();
+      return absl::UnavailableError(absl::StrCat("cannot listen on health.listen ",
+                                                 config_.health_listen));
+    }
+    health_server_->GetHealthCheckService()->SetServingStatus(kFederationService, true);
+    spdlog::info("stage=start plaintext gRPC health port {} (grpc.health.v1 only)", health_port_);
+  }
   if (absl::Status s = StartHttp(); !s.ok()) {
     server_->Shutdown();
     return s;
@@ -228,10 +242,13 @@ void Coordinator::Shutdown() {
   if (std::shared_ptr<Round> round = board_.Current()) round->Cancel();
   sessions_.Close();
   if (loop_thread_.joinable()) loop_thread_.join();
-  if (server_ && server_->GetHealthCheckService() != nullptr) {
-    server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from here on
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    if (server != nullptr && server->GetHealthCheckService() != nullptr) {
+      server->GetHealthCheckService()->Shutdown();  // NOT_SERVING from here on
+    }
   }
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (health_server_) health_server_->Shutdown(std::chrono::system_clock::now());
   http_.reset();
 }
 

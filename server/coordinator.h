@@ -45,6 +45,8 @@ class Coordinator : public FederationControl {
   absl::Status Start();
   // The bound port, after Start().
   int port() const { return port_; }
+  // The bound plaintext health port after Start(), 0 without `health.listen`.
+  int health_port() const { return health_port_; }
   // The bound HTTP port after Start(), 0 without `http.listen`.
   int http_port() const { return http_ ? http_->port() : 0; }
   // Blocks until the round loop ends; returns its status (OK when every round committed).
@@ -140,6 +142,8 @@ class Coordinator : public FederationControl {
   std::unique_ptr<FederationService> service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // plaintext, grpc.health.v1 only
+  int health_port_ = 0;
   std::unique_ptr<http::HttpServer> http_;
   int port_ = 0;
 

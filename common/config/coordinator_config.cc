@@ -233,6 +233,16 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
 
   config.logging = ReadLogging(top.Map("logging"));
   config.http = ReadHttp(top.Map("http"));
+  {
+    MapReader health = top.Map("health");
+    if (health.Has("listen")) {
+      config.health_listen = health.String("listen");
+      CheckHostPort(health, "listen", config.health_listen, /*allow_port_zero=*/true);
+    } else {
+      health.String("listen", "");  // marks the key as known
+    }
+    health.Finish();
+  }
   config.admins = top.StringList("admins", /*required=*/false);
   for (const std::string& admin : config.admins) {
     if (!IsValidSiteId(admin)) {
@@ -240,9 +250,19 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
                                                  "letters, digits, '.', '_', '-'; max 63)"));
     }
   }
-  if (config.http.listen == config.listen && !config.listen.empty() &&
-      !absl::EndsWith(config.listen, ":0")) {
-    top.Fail("http", "http.listen must differ from listen (the gRPC port)");
+  // The three ports must differ (port 0 picks a distinct free port each time).
+  const std::vector<std::pair<std::string, std::string>> ports = {
+      {"listen", config.listen}, {"http.listen", config.http.listen},
+      {"health.listen", config.health_listen}};
+  for (size_t i = 0; i < ports.size(); ++i) {
+    for (size_t j = i + 1; j < ports.size(); ++j) {
+      if (!ports[i].second.empty() && ports[i].second == ports[j].second &&
+          !absl::EndsWith(ports[i].second, ":0")) {
+        top.Fail(ports[j].first == "http.listen" ? "http" : "health",
+                 absl::StrCat(ports[j].first, " must differ from ", ports[i].first, " (",
+                              ports[i].second, ")"));
+      }
+    }
   }
   if (top.Has("seed")) {
     config.has_seed = true;

@@ -125,6 +125,9 @@ struct CoordinatorConfig {
   LimitsConfig limits;
   LoggingConfig logging;
   HttpConfig http;
+  // A plaintext gRPC port that serves only grpc.health.v1 (no TLS, no other service), for
+  // Kubernetes' `grpc:` probes, which cannot present a client certificate. Empty: off.
+  std::string health_listen;
   // Admin names (spiffe://<federation>/admin/<name>) that may call the Admin API; empty:
   // any admin certificate issued by the federation CA.
   std::vector<std::string> admins;

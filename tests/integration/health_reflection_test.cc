@@ -77,6 +77,29 @@ TEST_CASE("The coordinator answers gRPC health checks over mutual TLS", "[tls][h
   fed.StopCoordinator();
 }
 
+TEST_CASE("The plaintext health port serves only grpc.health.v1, for Kubernetes probes",
+          "[health]") {
+  Federation fed({"site-a"});
+  fed.config().rounds.count = 1;
+  fed.config().health_listen = "127.0.0.1:0";
+  fed.Start();
+  const int port = fed.coordinator().health_port();
+  REQUIRE(port > 0);
+  REQUIRE(port != fed.coordinator().port());
+  // No certificate at all: what kubelet's grpc probe does.
+  auto plaintext = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                       grpc::InsecureChannelCredentials());
+  grpc::Status status;
+  CHECK(HealthStatus(plaintext, "", &status) == 1);  // SERVING
+  CHECK(HealthStatus(plaintext, "cohort.v1.Federation", &status) == 1);
+  // Nothing but health is served there: a federation call is UNIMPLEMENTED.
+  grpc::Status probe = ProbeClosedRound(plaintext);
+  CHECK(probe.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  fed.StopCoordinator();
+  // Stopped: the probe fails (NOT_SERVING or the port is closed).
+  CHECK(HealthStatus(plaintext, "", &status) != 1);
+}
+
 TEST_CASE("Server reflection lists the federation and health services", "[tls][health]") {
   Federation fed({"site-a"});
   fed.config().rounds.count = 1;

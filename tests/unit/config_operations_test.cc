@@ -1,0 +1,101 @@
+// The coordinator config's operational keys: http (status page, /metrics), health (the
+// plaintext gRPC health port for Kubernetes probes) and admins (who may call the Admin API).
+#include <sys/stat.h>
+
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "common/config/coordinator_config.h"
+#include "tests/support/status_assertions.h"
+#include "tests/support/temp_dir.h"
+
+namespace cohort::config {
+namespace {
+
+using ::cohort::testing::RequireInvalid;
+using ::cohort::testing::TempDir;
+using ::cohort::testing::WriteTextFile;
+
+// A coordinator config with its TLS files in place; `extra` is appended at the top level.
+class OperationsConfig {
+ public:
+  OperationsConfig() {
+    WriteTextFile(dir_.File("tls/ca.pem"), "ca\n");
+    WriteTextFile(dir_.File("tls/coordinator.pem"), "cert\n");
+    WriteTextFile(dir_.File("tls/coordinator.key"), "key\n");
+    REQUIRE(chmod(dir_.File("tls/coordinator.key").c_str(), 0600) == 0);
+  }
+  absl::StatusOr<CoordinatorConfig> Parse(const std::string& extra) const {
+    const std::string text =
+        "federation: demo\n"
+        "listen: 127.0.0.1:7443\n"
+        "tls: {ca: tls/ca.pem, cert: tls/coordinator.pem, key: tls/coordinator.key}\n"
+        "sites: [hospital-a]\n"
+        "state_dir: state\n"
+        "model: {arch: logreg, inputs: 4, classes: 2}\n"
+        "rounds: {count: 1}\n" +
+        extra;
+    return ParseCoordinatorConfig(text, "coord.yaml", dir_.path());
+  }
+
+ private:
+  TempDir dir_;
+};
+
+}  // namespace
+
+TEST_CASE("Without http, health and admins the coordinator opens no extra port and any "
+          "admin certificate of the CA may call the Admin API",
+          "[config]") {
+  absl::StatusOr<CoordinatorConfig> config = OperationsConfig().Parse("");
+  REQUIRE(config.ok());
+  CHECK(config->http.listen.empty());
+  CHECK(config->health_listen.empty());
+  CHECK(config->admins.empty());
+}
+
+TEST_CASE("http, health and admins parse to the expected values", "[config]") {
+  absl::StatusOr<CoordinatorConfig> config = OperationsConfig().Parse(
+      "http: {listen: 127.0.0.1:9464}\n"
+      "health: {listen: 0.0.0.0:50052}\n"
+      "admins: [ops, oncall.bob]\n");
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->http.listen == "127.0.0.1:9464");
+  CHECK(config->health_listen == "0.0.0.0:50052");
+  CHECK(config->admins == std::vector<std::string>{"ops", "oncall.bob"});
+}
+
+TEST_CASE("A malformed http or health address is refused with the key's path", "[config]") {
+  RequireInvalid(OperationsConfig().Parse("http: {listen: localhost}\n").status(),
+                 {"coord.yaml", "http.listen"});
+  RequireInvalid(OperationsConfig().Parse("health: {listen: 127.0.0.1:70000}\n").status(),
+                 {"coord.yaml", "health.listen"});
+}
+
+TEST_CASE("An unknown key under http is refused, not ignored", "[config]") {
+  RequireInvalid(OperationsConfig().Parse("http: {listen: 127.0.0.1:9464, port: 1}\n").status(),
+                 {"http.port"});
+}
+
+TEST_CASE("The gRPC, HTTP and health ports must differ", "[config]") {
+  RequireInvalid(OperationsConfig().Parse("http: {listen: 127.0.0.1:7443}\n").status(),
+                 {"http.listen must differ from listen"});
+  RequireInvalid(OperationsConfig()
+                     .Parse("http: {listen: 127.0.0.1:9464}\nhealth: {listen: 127.0.0.1:9464}\n")
+                     .status(),
+                 {"health.listen must differ from http.listen"});
+  // Port 0 picks a different free port for each, so it is allowed everywhere.
+  OperationsConfig zero;
+  absl::StatusOr<CoordinatorConfig> config =
+      zero.Parse("http: {listen: 127.0.0.1:0}\nhealth: {listen: 127.0.0.1:0}\n");
+  CHECK(config.ok());
+}
+
+TEST_CASE("An admin name that is not a valid identity is refused", "[config]") {
+  RequireInvalid(OperationsConfig().Parse("admins: [Ops Team]\n").status(),
+                 {"admins", "'Ops Team' is not a valid admin name"});
+}
+
+}  // namespace cohort::config
