@@ -92,6 +92,9 @@ aggregation:
   strategy: fedavg
   secure: {enabled: true, dropout_tolerance: 0.34, bits: 20, clip_range: 1.0, stage_timeout: 30s}
 limits: {max_concurrent_uploads: 1, max_chunk_bytes: 4194304}
+# /metrics, /healthz, /readyz and the status page (published on the host's loopback only).
+http: {listen: 0.0.0.0:9464}
+admins: [ops]
 logging: {level: info}
 EOF
 

@@ -10,15 +10,16 @@
   for an integer, a mapping for a list...), or a missing required field is an error. No
   offline validator (kubeconform, kubeval) is packaged for Debian 12, and Debian's kubectl
   (kubernetes-client 1.20) validates only against a live API server; these generated models
-  are the Kubernetes OpenAPI schema available offline. Fields newer than API 1.22 would be
-  reported as unknown: the manifests use none;
+  are the Kubernetes OpenAPI schema available offline. Fields newer than API 1.22 are
+  reported as unknown, except the one the manifests use, Probe.grpc (GRPCAction: beta in
+  1.24, GA in 1.27), whose schema (port: int32, required; service: string) is added below;
 - RENDERED_YAML (the output of `kubectl kustomize BASE_DIR`, when a kubectl is installed):
   holds exactly the objects of the listed manifests;
 - security and wiring: pod and container securityContext (runAsNonRoot, readOnlyRootFilesystem,
   allowPrivilegeEscalation false, capabilities drop ALL, seccompProfile RuntimeDefault), probes,
   resource requests and limits, a PersistentVolumeClaim template mounted at state_dir, volumes
   naming the ConfigMap and Secret of the base, Service and NetworkPolicy ports and selectors
-  matching the pod, a NetworkPolicy admitting only the gRPC port, a PodDisruptionBudget;
+  matching the pod, a NetworkPolicy admitting only the gRPC port and, from a selected namespace, the HTTP port, a PodDisruptionBudget;
 - writes OUT_DIR/coordinator.yaml (the ConfigMap's coordinator YAML) and OUT_DIR/paths.env
   (the container paths of the config, TLS files and state directory, for the shell test to map
   onto temporary files before `cohort-coordinator --check-config`).
@@ -42,6 +43,10 @@ def err(where, what):
 
 # --- schema: strict walk over the generated API models -----------------------------------------
 PRIMITIVES = {"str": str, "int": int, "float": (int, float), "bool": bool}
+
+# Newer than the 1.22 models: field -> type, and type -> (fields, required fields).
+EXTRA_FIELDS = {"V1Probe": {"grpc": "GRPCAction"}}
+EXTRA_MODELS = {"GRPCAction": ({"port": "int", "service": "str"}, {"port"})}
 
 
 def check_type(value, type_name, where):
@@ -77,6 +82,19 @@ def check_type(value, type_name, where):
         for key, item in value.items():
             check_type(item, m.group(1), f"{where}.{key}")
         return
+    if type_name in EXTRA_MODELS:
+        fields, required = EXTRA_MODELS[type_name]
+        if not isinstance(value, dict):
+            err(where, f"expected a {type_name} mapping, got {type(value).__name__}")
+            return
+        for key, item in value.items():
+            if key not in fields:
+                err(f"{where}.{key}", f"unknown field for {type_name} (known: {', '.join(sorted(fields))})")
+            else:
+                check_type(item, fields[key], f"{where}.{key}")
+        for key in sorted(required - set(value)):
+            err(where, f"{type_name} requires {key}")
+        return
     model = getattr(k8s, type_name, None)
     if model is None:
         err(where, f"no model {type_name} in python3-kubernetes")
@@ -85,7 +103,11 @@ def check_type(value, type_name, where):
         err(where, f"expected a {type_name} mapping, got {type(value).__name__}")
         return
     json_to_attr = {v: k for k, v in model.attribute_map.items()}
+    extra = EXTRA_FIELDS.get(type_name, {})
     for key, item in value.items():
+        if key in extra:
+            check_type(item, extra[key], f"{where}.{key}")
+            continue
         if key not in json_to_attr:
             err(f"{where}.{key}", f"unknown field for {type_name} (known: {', '.join(sorted(json_to_attr))})")
             continue
@@ -220,6 +242,16 @@ def main():
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     if ports.get("grpc") != 50051:
         err(cw, "container port grpc must be 50051")
+    # The issue asks for gRPC liveness and readiness probes: on the plaintext health port
+    # the ConfigMap's health.listen opens (port 50051 needs a client certificate).
+    for probe in ("livenessProbe", "readinessProbe"):
+        grpc_probe = (c.get(probe) or {}).get("grpc")
+        if not grpc_probe:
+            err(cw, f"{probe} must be a grpc probe")
+        elif grpc_probe.get("port") != ports.get("health"):
+            err(cw, f"{probe}.grpc.port must be the health container port {ports.get('health')}")
+    if ports.get("http") != 9464:
+        err(cw, "container port http must be 9464 (/metrics, /healthz, /readyz)")
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         for handler in ("tcpSocket", "httpGet", "grpc"):
             port = ((c.get(probe) or {}).get(handler) or {}).get("port")
@@ -282,6 +314,12 @@ def main():
     listen_port = int(str(coordinator.get("listen", "")).rsplit(":", 1)[-1] or 0)
     if listen_port != ports.get("grpc"):
         err("ConfigMap", f"listen port {listen_port} != container port grpc {ports.get('grpc')}")
+    for section, port_name in (("health", "health"), ("http", "http")):
+        value = str((coordinator.get(section) or {}).get("listen", ""))
+        port = int(value.rsplit(":", 1)[-1]) if ":" in value else None
+        if port != ports.get(port_name):
+            err("ConfigMap", f"{section}.listen {value!r} does not open container port "
+                             f"{port_name} {ports.get(port_name)}")
     for m in c.get("volumeMounts", []):
         if m["name"] in (config_volume["name"], tls_volume["name"]) and m.get("readOnly") is not True:
             err(cw, f"volumeMount {m['name']} must be readOnly")
@@ -303,9 +341,21 @@ def main():
             err(nw, "podSelector does not select the coordinator")
         if "Ingress" not in np["spec"].get("policyTypes", []):
             err(nw, "policyTypes must include Ingress")
-        allowed = [p.get("port") for rule in np["spec"].get("ingress", []) for p in rule.get("ports", [])]
-        if not allowed or any(p not in (50051, "grpc") for p in allowed):
-            err(nw, f"ingress must admit only the gRPC port, admits {allowed or 'every port'}")
+        # The gRPC port from anywhere (mutual TLS guards it); the plaintext HTTP port only
+        # from a selected namespace or pods; nothing else (rules without ports admit all).
+        allowed = []
+        for rule in np["spec"].get("ingress", []):
+            rule_ports = [p.get("port") for p in rule.get("ports", [])]
+            if not rule_ports:
+                allowed.append("every port")
+            for port in rule_ports:
+                allowed.append(port)
+                if port in (9464, "http") and not rule.get("from"):
+                    err(nw, "the plaintext HTTP port must be admitted only from a namespace or "
+                            "pod selector (from:), not from everywhere")
+        if not allowed or any(p not in (50051, "grpc", 9464, "http") for p in allowed):
+            err(nw, f"ingress must admit only the gRPC port and the HTTP port, admits "
+                    f"{allowed or 'every port'}")
     for pdb in by_kind["PodDisruptionBudget"]:
         pw = f"PodDisruptionBudget/{pdb['metadata']['name']}"
         sel = pdb["spec"]["selector"].get("matchLabels", {})
