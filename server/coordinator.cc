@@ -7,6 +7,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -94,6 +95,20 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   RemoveStaleTempFiles(config.state_dir + "/checkpoints");
   absl::StatusOr<uint64_t> last_round = (*store)->LastRoundNumber();
   if (!last_round.ok()) return last_round.status();
+  // After `cohortctl state restore`, round numbers resume past those the lost state may have
+  // used after the backup was taken.
+  if (absl::StatusOr<std::optional<std::string>> floor = (*store)->GetSetting("round_floor");
+      floor.ok() && floor->has_value()) {
+    uint64_t value = 0;
+    if (!absl::SimpleAtoi(**floor, &value)) {
+      return absl::DataLossError(absl::StrCat("state.db: setting round_floor is not a number: '",
+                                              **floor, "'"));
+    }
+    if (value > *last_round) {
+      spdlog::warn("stage=resume restored state: new rounds are numbered from {}", value + 1);
+      *last_round = value;
+    }
+  }
   absl::StatusOr<std::vector<state::RoundRecord>> committed =
       (*store)->ListRounds(/*committed_only=*/true);
   if (!committed.ok()) return committed.status();

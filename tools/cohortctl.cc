@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   cohort::tools::AddLedgerCommands(app);
   cohort::tools::AddPrivacyCommands(app);
   cohort::tools::AddAdminCommands(app);
+  cohort::tools::AddStateCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -15,6 +15,8 @@ void AddLedgerCommands(CLI::App& app);
 void AddPrivacyCommands(CLI::App& app);
 // status, pause, resume, abort: the coordinator's Admin API.
 void AddAdminCommands(CLI::App& app);
+// state backup / restore of a coordinator's state_dir.
+void AddStateCommands(CLI::App& app);
 
 }  // namespace cohort::tools
 

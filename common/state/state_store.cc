@@ -323,6 +323,33 @@ absl::StatusOr<std::optional<RoundRecord>> StateStore::LastCommittedRound() {
   return std::optional<RoundRecord>(rounds->back());
 }
 
+absl::Status StateStore::BackupTo(const std::string& path) {
+  if (std::filesystem::exists(path)) {
+    return absl::AlreadyExistsError(absl::StrCat(path, " exists; back up to a new file"));
+  }
+  sqlite3* target = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &target, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
+    std::string why = target ? sqlite3_errmsg(target) : "out of memory";
+    sqlite3_close_v2(target);
+    return absl::UnavailableError(absl::StrCat("cannot create ", path, ": ", why));
+  }
+  absl::MutexLock lock(&mu_);
+  sqlite3_backup* backup = sqlite3_backup_init(target, "main", db_, "main");
+  int rc = SQLITE_ERROR;
+  if (backup != nullptr) {
+    rc = sqlite3_backup_step(backup, -1);  // all pages in one step: a consistent snapshot
+    sqlite3_backup_finish(backup);
+  }
+  std::string why = sqlite3_errmsg(target);
+  sqlite3_close_v2(target);
+  if (rc != SQLITE_DONE) {
+    std::filesystem::remove(path);
+    return absl::InternalError(absl::StrCat("backup of ", path_, " to ", path, " failed: ", why));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status StateStore::PutSetting(const std::string& key, const std::string& value) {
   absl::MutexLock lock(&mu_);
   Statement stmt(db_, "INSERT INTO settings (key, value) VALUES (?, ?) "

@@ -78,6 +78,10 @@ class StateStore {
   // Every committed (q, sigma, steps) per site, in round order, to rebuild the accounting.
   absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> SitePrivacyHistory();
 
+  // Writes a consistent copy of the whole database to `path` (which must not exist) with
+  // SQLite's online backup, while this store stays usable: a coordinator need not stop.
+  absl::Status BackupTo(const std::string& path);
+
   // Small durable operator settings (e.g. "paused"), committed before returning.
   absl::Status PutSetting(const std::string& key, const std::string& value);
   absl::Status DeleteSetting(const std::string& key);
