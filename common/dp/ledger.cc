@@ -207,27 +207,43 @@ DpRoundPlan PlanDpRound(int64_t examples, int64_t batch_size, int64_t epochs) {
 
 absl::Status CheckDpTask(const SitePrivacyPolicy& policy, PrivacyLedger& ledger,
                          bool task_uses_dp, double noise_multiplier, double max_grad_norm,
-                         const DpRoundPlan& plan) {
+                         const DpRoundPlan& plan, DpRefusal* refusal) {
+  DpRefusal unused;
+  if (refusal == nullptr) refusal = &unused;
+  *refusal = DpRefusal::kNone;
   if (!task_uses_dp) {
+    *refusal = DpRefusal::kNotDp;
     return absl::PermissionDeniedError(
         "site policy requires DP-SGD; the task asks for non-private training");
   }
   if (noise_multiplier < policy.min_noise_multiplier) {
+    *refusal = DpRefusal::kNoise;
     return absl::PermissionDeniedError(absl::StrFormat(
         "site policy requires noise_multiplier >= %g; the task asks for %g",
         policy.min_noise_multiplier, noise_multiplier));
   }
   if (max_grad_norm > policy.max_grad_norm) {
+    *refusal = DpRefusal::kClip;
     return absl::PermissionDeniedError(absl::StrFormat(
         "site policy allows max_grad_norm <= %g; the task asks for %g", policy.max_grad_norm,
         max_grad_norm));
   }
   absl::StatusOr<double> spent = ledger.Epsilon(policy.delta);
-  if (!spent.ok()) return spent.status();
+  if (!spent.ok()) {
+    *refusal = DpRefusal::kLedger;
+    return spent.status();
+  }
   absl::StatusOr<double> after =
       ledger.Epsilon(policy.delta, plan.sample_rate, noise_multiplier, plan.steps);
-  if (!after.ok()) return after.status();
+  if (!after.ok()) {
+    // The ledger's own errors are FailedPrecondition; anything else is the accountant
+    // refusing this task's plan, which leaves the budget check undecided.
+    *refusal = absl::IsFailedPrecondition(after.status()) ? DpRefusal::kLedger
+                                                          : DpRefusal::kBudget;
+    return after.status();
+  }
   if (*after > policy.max_epsilon) {
+    *refusal = DpRefusal::kBudget;
     return absl::PermissionDeniedError(absl::StrFormat(
         "round would bring this site's epsilon from %.4f to %.4f (delta %g), over its budget "
         "of %g",

@@ -79,11 +79,23 @@ struct SitePrivacyPolicy {
   double max_grad_norm = 0;  // the largest clipping norm the site accepts
 };
 
+// Which rule of the site's policy a task broke (a fixed set, e.g. for a metric's label;
+// the Status message carries the details).
+enum class DpRefusal {
+  kNone,
+  kNotDp,   // the task asks for non-private training
+  kNoise,   // less noise than min_noise_multiplier
+  kClip,    // a larger clipping norm than max_grad_norm
+  kBudget,  // the round would take the site over max_epsilon
+  kLedger,  // the ledger could not be read, so the spent budget is unknown
+};
+
 // OK when the site may run a round of DP-SGD at (sigma, C) for `plan`; otherwise
-// PermissionDenied with a reason meant for the coordinator's round history.
+// PermissionDenied with a reason meant for the coordinator's round history (or the ledger's
+// error when it cannot be read). `refusal`, if given, is set to the rule that refused it.
 absl::Status CheckDpTask(const SitePrivacyPolicy& policy, PrivacyLedger& ledger,
                          bool task_uses_dp, double noise_multiplier, double max_grad_norm,
-                         const DpRoundPlan& plan);
+                         const DpRoundPlan& plan, DpRefusal* refusal = nullptr);
 
 }  // namespace cohort::dp
 
