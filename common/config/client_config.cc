@@ -61,6 +61,7 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
   reconnect.Finish();
 
   config.logging = ReadLogging(top.Map("logging"));
+  config.http = ReadHttp(top.Map("http"));
   config.threads = top.Int("threads", 1, 1, 256);
   config.mode = top.Enum("mode", "production", {"production", "simulation"});
   if (top.Has("seed")) {

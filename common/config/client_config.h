@@ -49,6 +49,8 @@ struct ClientConfig {
   ReconnectConfig reconnect;
   SitePrivacyConfig privacy;
   LoggingConfig logging;
+  // The site's own /metrics, /healthz and /readyz (off unless http.listen is set).
+  HttpConfig http;
   // `simulation` allows `seed`: reproducible shuffling, Poisson sampling and DP noise for
   // tests and simulations. Refused in production, where a known seed would let anyone
   // recompute (and subtract) the noise.

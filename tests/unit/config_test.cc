@@ -587,6 +587,7 @@ TEST_CASE("A minimal client config parses with defaults", "[config]") {
   CHECK(config->logging.level == "info");
   CHECK(config->threads == 1);
   CHECK(config->exit_when_done == true);
+  CHECK(config->http.listen.empty());  // no HTTP port unless asked for
 }
 
 TEST_CASE("A full client config parses every key", "[config]") {
@@ -602,6 +603,8 @@ TEST_CASE("A full client config parses every key", "[config]") {
                                   "logging:\n"
                                   "  level: warn\n"
                                   "threads: 4\n"
+                                  "http:\n"
+                                  "  listen: 127.0.0.1:9464\n"
                                   "exit_when_done: false\n");
   absl::StatusOr<ClientConfig> config = ParseClientConfig(yaml, kClientSource, dir.path());
   INFO(config.status().ToString());
@@ -613,6 +616,7 @@ TEST_CASE("A full client config parses every key", "[config]") {
   CHECK(config->reconnect.max_backoff == absl::Minutes(1));
   CHECK(config->logging.level == "warn");
   CHECK(config->threads == 4);
+  CHECK(config->http.listen == "127.0.0.1:9464");
   CHECK(config->exit_when_done == false);
 }
 
@@ -689,6 +693,44 @@ TEST_CASE("Client config refuses an unknown nested key", "[config]") {
   ConfigDir dir;
   std::string yaml = absl::StrCat(kMinimalClient, "  lable: malignant\n");
   RequireInvalid(ClientError(dir, yaml), {"client.yaml:10:", "data.lable", "unknown key"});
+}
+
+TEST_CASE("Client config reads http.listen, and port 0 picks a free port", "[config][http]") {
+  ConfigDir dir;
+  const std::string listen = GENERATE(as<std::string>{}, "127.0.0.1:9464", "0.0.0.0:0",
+                                      "localhost:9100", "[::1]:9464");
+  std::string yaml = absl::StrCat(kMinimalClient, "http:\n  listen: \"", listen, "\"\n");
+  absl::StatusOr<ClientConfig> config = ParseClientConfig(yaml, kClientSource, dir.path());
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->http.listen == listen);
+}
+
+TEST_CASE("Client config with an empty http section has no HTTP port", "[config][http]") {
+  ConfigDir dir;
+  absl::StatusOr<ClientConfig> config =
+      ParseClientConfig(absl::StrCat(kMinimalClient, "http: {}\n"), kClientSource, dir.path());
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->http.listen.empty());
+}
+
+TEST_CASE("Client config refuses a malformed http.listen with its line", "[config][http]") {
+  ConfigDir dir;
+  const std::string listen =
+      GENERATE(as<std::string>{}, "9464", ":9464", "127.0.0.1:", "127.0.0.1:http",
+               "127.0.0.1:65536", "127.0.0.1:-1");
+  INFO("http.listen: " << listen);
+  std::string yaml = absl::StrCat(kMinimalClient, "http:\n  listen: \"", listen, "\"\n");
+  // listen is line 11.
+  RequireInvalid(ClientError(dir, yaml),
+                 {"client.yaml:11:", "http.listen", "expected host:port", listen});
+}
+
+TEST_CASE("Client config refuses an unknown key in the http section", "[config][http]") {
+  ConfigDir dir;
+  std::string yaml = absl::StrCat(kMinimalClient, "http:\n  port: 9464\n");
+  RequireInvalid(ClientError(dir, yaml), {"client.yaml:11:", "http.port", "unknown key"});
 }
 
 // --- Reader helpers ---------------------------------------------------------------------
