@@ -1,6 +1,7 @@
 #include "client/site_client.h"
 
 #include <algorithm>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,8 @@
 #include "common/tensor/chunk_reassembler.h"
 #include "absl/strings/match.h"
 #include "common/crypto/pki.h"
+#include "common/http/http_server.h"
+#include "common/http/metrics_response.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/secret.h"
 #include "common/tls/credentials.h"
@@ -62,6 +65,28 @@ absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
                       absl::StrCat(what, ": ", status.error_message()));
 }
 
+ClientMetrics::Refusal RefusalOf(dp::DpRefusal refusal) {
+  switch (refusal) {
+    case dp::DpRefusal::kNotDp:
+      return ClientMetrics::Refusal::kNotDp;
+    case dp::DpRefusal::kNoise:
+      return ClientMetrics::Refusal::kNoise;
+    case dp::DpRefusal::kClip:
+      return ClientMetrics::Refusal::kClip;
+    case dp::DpRefusal::kBudget:
+      return ClientMetrics::Refusal::kBudget;
+    case dp::DpRefusal::kLedger:
+      return ClientMetrics::Refusal::kLedger;
+    case dp::DpRefusal::kNone:
+      break;
+  }
+  return ClientMetrics::Refusal::kOther;
+}
+
+http::HttpResponse TextResponse(int status, std::string body) {
+  return http::HttpResponse{status, "text/plain; charset=utf-8", std::move(body)};
+}
+
 }  // namespace
 
 class SiteClient::TransferScope {
@@ -81,7 +106,10 @@ class SiteClient::TransferScope {
 };
 
 SiteClient::SiteClient(config::ClientConfig config, std::unique_ptr<Trainer> trainer)
-    : config_(std::move(config)), trainer_(std::move(trainer)), jitter_(std::random_device{}()) {}
+    : config_(std::move(config)),
+      trainer_(std::move(trainer)),
+      jitter_(std::random_device{}()),
+      metrics_(config_.privacy.enabled) {}
 
 void SiteClient::Stop() {
   stopping_ = true;
@@ -100,9 +128,18 @@ absl::Status SiteClient::Run() {
     absl::StatusOr<double> spent = ledger_->Epsilon(config_.privacy.delta);
     if (!spent.ok()) return spent.status();
     spent_epsilon_ = *spent;
+    metrics_.SetEpsilonSpent(*spent);
+    metrics_.SetEpsilonBudget(config_.privacy.max_epsilon);
     spdlog::info("site={} stage=start privacy budget: epsilon {:.4f} of {} spent (delta {})",
                  config_.site, *spent, config_.privacy.max_epsilon, config_.privacy.delta);
   }
+  // Stopped (and its port closed) whenever Run() returns.
+  absl::StatusOr<std::unique_ptr<http::HttpServer>> http = StartHttp();
+  if (!http.ok()) return http.status();
+  struct PortReset {
+    std::atomic<int>* port;
+    ~PortReset() { *port = 0; }
+  } port_reset{&http_port_};
   if (absl::Status s = OpenChannel(); !s.ok()) return s;
   absl::Duration backoff = config_.reconnect.initial_backoff;
   int failed_attempts = 0;
@@ -133,6 +170,44 @@ absl::Status SiteClient::Run() {
     backoff = std::min(backoff * 2, config_.reconnect.max_backoff);
   }
   return absl::CancelledError("client stopped");
+}
+
+absl::StatusOr<std::unique_ptr<http::HttpServer>> SiteClient::StartHttp() {
+  if (config_.http.listen.empty()) return nullptr;
+  std::map<std::string, http::HttpHandler> routes;
+  routes["/healthz"] = [this](const std::string&) {
+    // Unhealthy while the privacy ledger cannot be used: the site refuses every training
+    // task until an operator repairs it.
+    absl::MutexLock lock(&health_mu_);
+    if (!ledger_problem_.empty()) {
+      return TextResponse(503, absl::StrCat("privacy ledger unusable: ", ledger_problem_, "\n"));
+    }
+    return TextResponse(200, "ok\n");
+  };
+  routes["/readyz"] = [this](const std::string&) {
+    if (stopping_) return TextResponse(503, "stopping\n");
+    if (!connected_) return TextResponse(503, "not connected to the coordinator\n");
+    return TextResponse(200, "ready\n");
+  };
+  routes["/metrics"] = [this](const std::string&) {
+    return http::MetricsResponse(metrics_.registry());
+  };
+  absl::StatusOr<std::unique_ptr<http::HttpServer>> server =
+      http::HttpServer::Start(config_.http.listen, std::move(routes));
+  if (!server.ok()) {
+    return absl::Status(server.status().code(),
+                        absl::StrCat("http.listen ", config_.http.listen, ": ",
+                                     server.status().message()));
+  }
+  http_port_ = (*server)->port();
+  spdlog::info("site={} stage=start http port {}: /metrics /healthz /readyz", config_.site,
+               (*server)->port());
+  return server;
+}
+
+void SiteClient::NoteLedgerAccess(const absl::Status& status) {
+  absl::MutexLock lock(&health_mu_);
+  ledger_problem_ = status.ok() ? "" : std::string(status.message());
 }
 
 absl::Status SiteClient::OpenChannel() {
@@ -184,6 +259,9 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
     return SessionEnd::kLost;
   }
   ++sessions_opened_;
+  metrics_.SessionOpened();
+  connected_ = true;
+  metrics_.SetConnected(true);
   welcome_federation_ = message.welcome().federation();
   spdlog::info("site={} stage=connect session open: coordinator sees site '{}' in federation '{}'",
                config_.site, message.welcome().site_id(), message.welcome().federation());
@@ -202,6 +280,9 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
         abort.mutable_secagg()->mutable_abort()->set_tampering_detected(
             status.code() == absl::StatusCode::kUnauthenticated);
         stream->Write(abort);
+        if (secure_round_ != nullptr) {
+          metrics_.RoundEnded(ClientMetrics::RoundOutcome::kFailed, secagg.round());
+        }
         secure_round_.reset();
       }
     } else if (message.has_train()) {
@@ -222,6 +303,7 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
     } else if (message.has_evaluate()) {
       const auto& task = message.evaluate();
       absl::StatusOr<EvalResult> result = HandleEvaluate(*stub, task);
+      metrics_.EvaluationEnded(result.ok());
       if (!result.ok()) {
         spdlog::warn("site={} round={} stage=evaluate failed: {}", config_.site, task.round(),
                      result.status().message());
@@ -250,6 +332,8 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
       }
     }
   }
+  connected_ = false;
+  metrics_.SetConnected(false);
   grpc::Status status = stream->Finish();
   clear_context();
   if (end != SessionEnd::kDone) *why = status.ok() ? "stream closed" : status.error_message();
@@ -291,30 +375,75 @@ absl::StatusOr<std::vector<float>> SiteClient::Download(cohort::v1::Federation::
 absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub, SessionStream& stream,
                                      const cohort::v1::TrainTask& task) {
   secure_round_.reset();  // a new task ends whatever secure round was under way
+  absl::StatusOr<AcceptedTask> accepted = CheckTrainTask(task);
+  if (!accepted.ok()) return accepted.status();
+  absl::Status status = TrainAndSend(stub, stream, task, *accepted);
+  if (!status.ok()) {
+    metrics_.RoundEnded(ClientMetrics::RoundOutcome::kFailed, task.round());
+  } else if (!task.has_secagg()) {
+    // A secure round counts once the site has answered its unmask request.
+    metrics_.RoundEnded(ClientMetrics::RoundOutcome::kCompleted, task.round());
+  }
+  return status;
+}
+
+absl::StatusOr<SiteClient::AcceptedTask> SiteClient::CheckTrainTask(
+    const cohort::v1::TrainTask& task) {
+  auto refuse = [this](ClientMetrics::Refusal reason, absl::Status status) {
+    metrics_.TaskRefused(reason);
+    return status;
+  };
+  using Refusal = ClientMetrics::Refusal;
+  AcceptedTask accepted;
   absl::StatusOr<tensor::ParameterLayout> layout = LayoutFromProto(task.model());
-  if (!layout.ok()) return layout.status();
+  if (!layout.ok()) return refuse(Refusal::kOther, layout.status());
+  accepted.layout = std::move(*layout);
   if (task.has_secagg()) {
     // Refuse a weak or malformed secure aggregation before spending effort on training.
     absl::StatusOr<secagg::QuantizationParams> params = secagg::ValidateSecAggConfig(task.secagg());
-    if (!params.ok()) return params.status();
-    if (task.secagg().vector_length() != static_cast<uint64_t>(layout->TotalValues()) + 1) {
-      return absl::InvalidArgumentError("secure aggregation vector length does not fit the model");
+    if (!params.ok()) return refuse(Refusal::kOther, params.status());
+    if (task.secagg().vector_length() !=
+        static_cast<uint64_t>(accepted.layout.TotalValues()) + 1) {
+      return refuse(Refusal::kOther, absl::InvalidArgumentError(
+                                         "secure aggregation vector length does not fit the model"));
     }
   }
-  config::ModelSpec spec = SpecFromProto(task.model().spec());
-  if (absl::Status s = trainer_->CheckModel(spec, *layout); !s.ok()) return s;
-  const DpRoundPlan plan = PlanDpRound(static_cast<int64_t>(trainer_->train_examples()),
-                                       std::max<int64_t>(1, task.training().batch_size()),
-                                       task.training().epochs());
+  accepted.spec = SpecFromProto(task.model().spec());
+  if (absl::Status s = trainer_->CheckModel(accepted.spec, accepted.layout); !s.ok()) {
+    return refuse(Refusal::kOther, s);
+  }
+  accepted.plan = PlanDpRound(static_cast<int64_t>(trainer_->train_examples()),
+                              std::max<int64_t>(1, task.training().batch_size()),
+                              task.training().epochs());
   if (ledger_ != nullptr) {
     dp::SitePrivacyPolicy policy{config_.privacy.max_epsilon, config_.privacy.delta,
                              config_.privacy.min_noise_multiplier, config_.privacy.max_grad_norm};
+    dp::DpRefusal refusal = dp::DpRefusal::kNone;
     absl::Status allowed =
         dp::CheckDpTask(policy, *ledger_, task.training().has_dp(),
                     task.training().dp().noise_multiplier(), task.training().dp().max_grad_norm(),
-                    plan);
-    if (!allowed.ok()) return allowed;
+                    accepted.plan, &refusal);
+    // Rules checked before the ledger is read say nothing about it.
+    if (refusal == dp::DpRefusal::kNone || refusal == dp::DpRefusal::kBudget ||
+        refusal == dp::DpRefusal::kLedger) {
+      NoteLedgerAccess(refusal == dp::DpRefusal::kLedger ? allowed : absl::OkStatus());
+    }
+    if (!allowed.ok()) return refuse(RefusalOf(refusal), allowed);
   }
+  if (task.training().has_dp() && (!(task.training().dp().noise_multiplier() > 0) ||
+                                   !(task.training().dp().max_grad_norm() > 0))) {
+    return refuse(Refusal::kOther, absl::InvalidArgumentError(
+                                       "the task asks for DP-SGD without noise or clipping"));
+  }
+  return accepted;
+}
+
+absl::Status SiteClient::TrainAndSend(cohort::v1::Federation::Stub& stub, SessionStream& stream,
+                                      const cohort::v1::TrainTask& task,
+                                      const AcceptedTask& accepted) {
+  const tensor::ParameterLayout& layout = accepted.layout;
+  const config::ModelSpec& spec = accepted.spec;
+  const DpRoundPlan& plan = accepted.plan;
   absl::StatusOr<std::vector<float>> global =
       Download(stub, task.round(), task.model(), task.deadline_unix_ms());
   if (!global.ok()) return global.status();
@@ -323,16 +452,15 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub, Session
   params.batch_size = std::max<int64_t>(1, task.training().batch_size());
   params.learning_rate = task.training().learning_rate();
   if (task.training().has_dp()) {
-    params.dp = true;
+    params.dp = true;  // noise and clipping checked positive by CheckTrainTask
     params.noise_multiplier = task.training().dp().noise_multiplier();
     params.max_grad_norm = task.training().dp().max_grad_norm();
-    if (!(params.noise_multiplier > 0) || !(params.max_grad_norm > 0)) {
-      return absl::InvalidArgumentError("the task asks for DP-SGD without noise or clipping");
-    }
   }
   if (VanishesAt(SecAggStage::kTrain)) return absl::CancelledError("vanished during training");
-  absl::StatusOr<TrainResult> result = trainer_->Train(spec, *layout, *global, params);
+  const absl::Time training_start = absl::Now();
+  absl::StatusOr<TrainResult> result = trainer_->Train(spec, layout, *global, params);
   if (!result.ok()) return result.status();
+  metrics_.TrainingFinished(absl::Now() - training_start, result->examples);
   if (absl::Status s = tensor::CheckFinite(result->delta.data(), result->delta.size()); !s.ok()) {
     return absl::InternalError(absl::StrCat("local training diverged: ", s.message()));
   }
@@ -353,11 +481,17 @@ absl::Status SiteClient::HandleTrain(cohort::v1::Federation::Stub& stub, Session
     entry.delta = config_.privacy.delta;
     absl::StatusOr<double> after = ledger_->Epsilon(config_.privacy.delta, entry.sample_rate,
                                                     entry.noise_multiplier, entry.steps);
-    if (!after.ok()) return after.status();
+    if (!after.ok()) {
+      if (absl::IsFailedPrecondition(after.status())) NoteLedgerAccess(after.status());
+      return after.status();
+    }
     entry.epsilon_after = *after;
     entry.recorded_at = absl::Now();
-    if (absl::Status s = ledger_->Record(entry); !s.ok()) return s;
+    absl::Status recorded = ledger_->Record(entry);
+    NoteLedgerAccess(recorded);
+    if (!recorded.ok()) return recorded;
     spent_epsilon_ = *after;
+    metrics_.SetEpsilonSpent(*after);
     spdlog::info("site={} round={} stage=train privacy: epsilon {:.4f} of {} after this round",
                  config_.site, task.round(), *after, config_.privacy.max_epsilon);
   }
@@ -499,6 +633,7 @@ absl::Status SiteClient::HandleSecAgg(cohort::v1::Federation::Stub& stub, Sessio
       *reply.mutable_secagg()->mutable_unmask() = std::move(*response);
       secure_round_.reset();
       ++tasks_completed_;
+      metrics_.RoundEnded(ClientMetrics::RoundOutcome::kCompleted, message.round());
       spdlog::info("site={} round={} stage=secagg unmask shares sent", config_.site,
                    message.round());
       break;
@@ -506,6 +641,7 @@ absl::Status SiteClient::HandleSecAgg(cohort::v1::Federation::Stub& stub, Sessio
     case cohort::v1::SecAggServerMessage::kAbort:
       spdlog::warn("site={} round={} stage=secagg coordinator aborted: {}", config_.site,
                    message.round(), message.abort().reason());
+      metrics_.RoundEnded(ClientMetrics::RoundOutcome::kAborted, message.round());
       secure_round_.reset();
       return absl::OkStatus();
     case cohort::v1::SecAggServerMessage::KIND_NOT_SET:

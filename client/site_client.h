@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "client/client_metrics.h"
 #include "client/trainer.h"
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "common/config/client_config.h"
@@ -19,12 +20,17 @@
 #include "common/secagg/mod_vector.h"
 #include "common/secagg/secagg_client.h"
 
+namespace cohort::http {
+class HttpServer;
+}
+
 namespace cohort::client {
 
 // cohort-client as a library: dials out to the coordinator over mutual TLS, keeps one
 // Session stream open, and runs each task it pushes (download the model in chunks, train or
 // evaluate locally, stream the update back). Reconnects with exponential backoff and full
-// jitter; the site never listens on a port.
+// jitter. The site listens on no port for the federation; with http.listen set, Run() also
+// serves /metrics, /healthz and /readyz on that local port.
 class SiteClient {
  public:
   SiteClient(config::ClientConfig config, std::unique_ptr<Trainer> trainer);
@@ -41,7 +47,9 @@ class SiteClient {
   // Observes each quantized input before it is masked (cohort-sim --dump): round, words.
   void SetInputObserver(std::function<void(uint64_t, const secagg::ModVector&)> observer);
 
-  // Runs until the coordinator reports the federation done (OK) or Stop() (Cancelled).
+  // Runs until the coordinator reports the federation done (OK) or Stop() (Cancelled). The
+  // HTTP port (http.listen) is open from after the privacy ledger is opened until Run()
+  // returns.
   absl::Status Run();
   // Ends Run() from another thread.
   void Stop();
@@ -53,6 +61,8 @@ class SiteClient {
   uint64_t bytes_sent() const { return bytes_sent_; }
   // The site's total epsilon per its ledger (0 without a privacy policy).
   double spent_epsilon() const { return spent_epsilon_; }
+  // The bound HTTP port while Run() serves http.listen; 0 before, after, and without it.
+  int http_port() const { return http_port_; }
 
  private:
   using SessionStream =
@@ -62,8 +72,27 @@ class SiteClient {
   absl::Status OpenChannel();
   // One connection: Hello, then tasks until the stream ends.
   SessionEnd RunSession(std::string* why);
+  // Serves /metrics, /healthz and /readyz on http.listen (nullptr without it).
+  absl::StatusOr<std::unique_ptr<http::HttpServer>> StartHttp();
+  // A training task: CheckTrainTask, then TrainAndSend; counts the outcome.
   absl::Status HandleTrain(cohort::v1::Federation::Stub& stub, SessionStream& stream,
                            const cohort::v1::TrainTask& task);
+  // What a training task asks for, once the site has agreed to run it.
+  struct AcceptedTask {
+    tensor::ParameterLayout layout;
+    config::ModelSpec spec;
+    DpRoundPlan plan;
+  };
+  // The checks before any work (model shape, secure aggregation parameters, the site's
+  // privacy policy); a task that fails one is refused and counted by reason.
+  absl::StatusOr<AcceptedTask> CheckTrainTask(const cohort::v1::TrainTask& task);
+  // Downloads, trains, records the round in the ledger and sends the update (or starts the
+  // secure round).
+  absl::Status TrainAndSend(cohort::v1::Federation::Stub& stub, SessionStream& stream,
+                            const cohort::v1::TrainTask& task, const AcceptedTask& accepted);
+  // Remembers the outcome of a privacy ledger read or write for /healthz: an error marks the
+  // site unhealthy (it cannot train) until a later ledger access succeeds.
+  void NoteLedgerAccess(const absl::Status& status);
   // Secure aggregation: quantizes the trained update and advertises fresh keys.
   absl::Status StartSecureRound(SessionStream& stream, const cohort::v1::TrainTask& task,
                                 const TrainResult& result);
@@ -112,6 +141,12 @@ class SiteClient {
   std::atomic<double> spent_epsilon_{0};
   std::atomic<int> sessions_opened_{0};
   std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<int> http_port_{0};
+  std::atomic<bool> connected_{false};
+  ClientMetrics metrics_;
+  absl::Mutex health_mu_;
+  // Why the privacy ledger cannot be used (empty: it can, or there is none).
+  std::string ledger_problem_ ABSL_GUARDED_BY(health_mu_);
 };
 
 }  // namespace cohort::client
