@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# deploy/container: the Containerfiles of both daemons.
+# deploy/container: the Containerfiles of both daemons, linted, built and run.
 #
-# Always (seconds): a lint of both files. Multi-stage (a build stage, then a final stage
-# FROM the base again), the base is a local image (localhost/...bookworm) and no stage pulls
-# from a registry, the final stage copies the binaries from the build stage, runs as a fixed
-# non-root uid (USER 10001, never root), installs no compiler or -dev package, has the right
-# ENTRYPOINT; and its runtime package list covers every shared library the built binary
-# (this build's bin/) links directly, mapped to Debian packages with dpkg -S (so linking a new
-# library without adding its runtime package fails here, not in production).
+# Lint (seconds): multi-stage (a build stage, then a final stage FROM the base again), the base
+# is a local image (localhost/...bookworm) and no stage pulls from a registry, the final stage
+# copies the binaries from the build stage, runs as a fixed non-root uid (USER 10001, never
+# root), installs no compiler or -dev package, has the right ENTRYPOINT; and its runtime
+# package list covers every shared library the built binary (this build's bin/) links
+# directly, mapped to Debian packages with dpkg -S (so linking a new library without adding
+# its runtime package fails here, not in production).
 #
-# With COHORT_CONTAINER_BUILD=1 (not in CI by default: on a 2-core machine the bootstrap and
-# both builds take about 17 minutes, see docs/operations.md): deploy/container/build.sh
-# bootstraps Debian 12 with mmdebstrap, imports it, builds both images with
-# `podman build --isolation=chroot` (nothing is pulled from an image registry), then runs the
-# binaries out of the built images: `podman image mount` and chroot as uid 10001, because
-# containers cannot be started with `podman run` on these machines (no cgroup/namespace
-# support for an OCI runtime inside this sandbox). It checks `--version`, that every library
-# resolves inside the image, that the final images hold no compiler, and runs a short
-# federation on loopback: the coordinator from its image, three sites from the client image,
-# configs from deploy/compose/prepare.sh; three rounds must commit.
+# Build: deploy/container/build.sh bootstraps Debian 12 with mmdebstrap (once per machine: the
+# base image is kept), imports it, builds both images with `podman build --isolation=chroot`
+# (nothing is pulled from an image registry). The build stage mounts the host's ccache, which
+# the build of BUILD_DIR just filled, so it compiles next to nothing. Timings in
+# docs/operations.md. podman or mmdebstrap missing or not working is a failure, not a skip;
+# COHORT_SKIP_CONTAINER_BUILD=1 (for developers, never set in CI) stops after the lint.
+#
+# Run: the binaries run out of the built images with `podman image mount` and chroot as uid
+# 10001, NOT with `podman run`: containers cannot be started on these machines (the sandbox
+# denies the OCI runtime what it needs: "crun: setrlimit `RLIMIT_NOFILE`: Operation not
+# permitted", also with --ulimit host --cgroups=disabled). It checks `--version`, that every
+# library resolves inside the image, that the final images hold no compiler, and runs a short
+# federation on loopback (port chosen at run time): the coordinator from its image, three
+# sites from the client image, configs from deploy/compose/prepare.sh; three rounds must
+# commit. Every process it starts and every mount it makes is undone on exit, failure or not.
 source "$(dirname "$0")/lib.sh"
 
 CF=$ROOT/deploy/container
@@ -105,44 +110,95 @@ sys.exit(0 if users and users[-1].split(":")[0] not in ("0", "root") else 1)
 EOF
 then fail "a root final stage was not noticed"; else pass; fi
 
-if [ "${COHORT_CONTAINER_BUILD:-0}" != 1 ]; then
-  echo "images not built (COHORT_CONTAINER_BUILD=1 builds and runs them)"
+if [ "${COHORT_SKIP_CONTAINER_BUILD:-0}" = 1 ]; then
+  echo "SKIPPED: images not built nor run (COHORT_SKIP_CONTAINER_BUILD=1)"
   finish
   exit $?
 fi
 
-# --- build and run from the images -----------------------------------------------------------
+# Undone in reverse on exit, failure or not: what runs (the build, the daemons: TERM, then
+# KILL), our mounts, the image mounts.
+RUNNING=()
+MOUNTS=()
+IMAGES_MOUNTED=()
+stop_process() {  # stop_process PID, or -PGID for a process group: TERM, 5 s, KILL
+  local pid=$1 i
+  kill -TERM -- "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do kill -0 -- "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "$pid" 2>/dev/null || true
+  wait "${pid#-}" 2>/dev/null || true
+}
+reaped() {  # reaped PID: waited for, so never signalled again (its number may be reused)
+  local kept=() p
+  for p in "${RUNNING[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+  RUNNING=("${kept[@]}")
+}
+undo_all() {
+  local i
+  for i in "${RUNNING[@]}"; do stop_process "$i"; done
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+    umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" 2>/dev/null || true
+  done
+  [ ${#IMAGES_MOUNTED[@]} -eq 0 ] || podman image unmount "${IMAGES_MOUNTED[@]}" >/dev/null 2>&1 || true
+  cleanup_work
+}
+trap undo_all EXIT
+trap 'exit 130' INT TERM
+mount_into() {  # mount_into TARGET mount-arguments...: mounts and remembers it for undo_all
+  local target=$1; shift
+  mount "$@" "$target" && MOUNTS+=("$target")
+}
+
+# --- build -----------------------------------------------------------------------------------
+# One run per machine at a time: the tags, the image mounts and podman's storage are shared by
+# every checkout (ctest's RESOURCE_LOCK covers only one ctest). Wait for another run to end.
+exec 9>"${TMPDIR:-/tmp}/cohort-deploy-container.lock"
+flock -w 1200 9 || { fail "another deploy_container_test.sh held the lock for 20 minutes"; finish; exit 1; }
 for tool in podman mmdebstrap; do
-  command -v "$tool" >/dev/null || { fail "$tool missing (apt-get install podman mmdebstrap)"; finish; exit 1; }
+  command -v "$tool" >/dev/null || { fail "$tool missing (scripts/setup.sh installs it)"; finish; exit 1; }
 done
+if ! podman info >"$WORK/podman-info.log" 2>&1; then
+  fail "podman does not work here: $(tail -n 5 "$WORK/podman-info.log")"; finish; exit 1
+fi
 start=$(date +%s)
-if bash "$CF/build.sh" >"$WORK/build.log" 2>&1; then pass; else fail "build.sh: $(tail -n 20 "$WORK/build.log")"; finish; exit 1; fi
+# In its own process group, so that podman goes too if the test is stopped.
+setsid bash "$CF/build.sh" >"$WORK/build.log" 2>&1 &
+builder=$!
+RUNNING+=("-$builder")
+build_status=0
+wait "$builder" || build_status=$?
+reaped "-$builder"
+if [ "$build_status" -eq 0 ]; then
+  pass
+else
+  fail "build.sh exited $build_status: $(tail -n 30 "$WORK/build.log")"; finish; exit 1
+fi
 grep '^build.sh: ' "$WORK/build.log"
 echo "images built in $(( $(date +%s) - start ))s"
 
-MOUNTS=()
-unmount_all() {
-  for m in "${MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; done
-  podman image unmount cohort-coordinator:latest cohort-client:latest >/dev/null 2>&1 || true
-  cleanup_work
-}
-trap unmount_all EXIT
+# --- run from the images ---------------------------------------------------------------------
 declare -A ROOTFS
 for daemon in coordinator client; do
   image=cohort-$daemon:latest
-  check "$image runs as 10001:10001" test "$(podman image inspect "$image" --format '{{.Config.User}}')" = 10001:10001
-  ROOTFS[$daemon]=$(podman image mount "$image")
-  r=${ROOTFS[$daemon]}
+  # By ID: a concurrent build (another checkout's test) may move the tag meanwhile, and
+  # image mounts are counted per image, so each run unmounts exactly what it mounted.
+  id=$(podman image inspect "$image" --format '{{.Id}}')
+  r=$(podman image mount "$id") || { fail "podman image mount $image"; finish; exit 1; }
+  IMAGES_MOUNTED+=("$id")
+  check "$image runs as 10001:10001" test "$(podman image inspect "$id" --format '{{.Config.User}}')" = 10001:10001
+  [ -d "$r/usr/local/bin" ] || { fail "podman image mount $image gave '$r'"; finish; exit 1; }
+  ROOTFS[$daemon]=$r
+  # The image's own /dev nodes (null, urandom, ...) serve; LibTorch reads /proc. A fresh proc
+  # mount, not a bind of the host's /proc or /dev: nothing under them can be removed through
+  # the image's directory.
+  mount_into "$r/proc" -t proc proc
   for b in cohort-$daemon cohortctl; do
     check "$b --version from $image" chroot --userspec=10001:10001 "$r" "/usr/local/bin/$b" --version
     check "every library of $b resolves in $image" \
-      bash -c "! chroot '$r' ldd /usr/local/bin/$b | grep -q 'not found'"
+      bash -c "chroot '$r' ldd /usr/local/bin/$b >'$WORK/ldd' && ! grep -q 'not found' '$WORK/ldd'"
   done
-  check "$image holds no compiler" bash -c "! chroot '$r' sh -c 'command -v cc || command -v g++ || command -v cmake'"
+  check "$image holds no compiler" bash -c "! chroot '$r' sh -c 'command -v cc || command -v c++ || command -v gcc || command -v g++ || command -v cmake'"
   check "$image holds no -dev package" bash -c "! chroot '$r' dpkg-query -W -f='\${Package}\n' | grep -q -- '-dev\$'"
-  # What the daemons need from the host inside the chroot: /dev (random), /proc (LibTorch),
-  # and the configuration at /etc/cohort, the state at /var/lib/cohort.
-  for d in dev proc; do mount --bind "/$d" "$r/$d" && MOUNTS+=("$r/$d"); done
 done
 
 # A federation on loopback, configs from prepare.sh with the coordinator on 127.0.0.1.
@@ -154,25 +210,51 @@ for site in hospital-a hospital-b hospital-c; do
   sed -i "s/^coordinator: .*/coordinator: 127.0.0.1:$PORT\nserver_name: coordinator/" "$WORK/fed/$site/client.yaml"
 done
 mkdir -p "$WORK/state" && chown 10001:10001 "$WORK/state"
-mount --bind "$WORK/fed/coordinator" "${ROOTFS[coordinator]}/etc/cohort" && MOUNTS+=("${ROOTFS[coordinator]}/etc/cohort")
-mount --bind "$WORK/state" "${ROOTFS[coordinator]}/var/lib/cohort" && MOUNTS+=("${ROOTFS[coordinator]}/var/lib/cohort")
-mount --bind "$WORK/fed" "${ROOTFS[client]}/etc/cohort" && MOUNTS+=("${ROOTFS[client]}/etc/cohort")
+mount_into "${ROOTFS[coordinator]}/etc/cohort" --bind "$WORK/fed/coordinator"
+mount_into "${ROOTFS[coordinator]}/var/lib/cohort" --bind "$WORK/state"
+mount_into "${ROOTFS[client]}/etc/cohort" --bind "$WORK/fed"
+# chroot execs the daemon: $! is the daemon itself.
 chroot --userspec=10001:10001 "${ROOTFS[coordinator]}" /usr/local/bin/cohort-coordinator \
   --config /etc/cohort/coordinator.yaml >"$WORK/coordinator.log" 2>&1 &
 COORD=$!
-PIDS=()
+RUNNING+=("$COORD")
+SITES=()
 for site in hospital-a hospital-b hospital-c; do
   chroot --userspec=10001:10001 "${ROOTFS[client]}" /usr/local/bin/cohort-client \
     --config "/etc/cohort/$site/client.yaml" >"$WORK/$site.log" 2>&1 &
-  PIDS+=("$!")
+  SITES+=("$!")
+  RUNNING+=("$!")
 done
+# Until the coordinator exits (300 s at most; 15 s once no site is left, it cannot finish
+# without them).
 status=0
-timeout 300 tail --pid="$COORD" -f /dev/null || { kill "$COORD" "${PIDS[@]}" 2>/dev/null; status=124; }
-wait "$COORD" || status=$?
-check "the coordinator from its image exited 0 (got $status)" test "$status" -eq 0
+left=300
+while [ "$left" -gt 0 ] && kill -0 "$COORD" 2>/dev/null; do
+  alive=0
+  for pid in "${SITES[@]}"; do kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done
+  [ "$alive" -gt 0 ] || [ "$left" -le 15 ] || left=15
+  sleep 1
+  left=$((left - 1))
+done
+if kill -0 "$COORD" 2>/dev/null; then
+  stop_process "$COORD"; status=124
+else
+  wait "$COORD" || status=$?
+fi
+reaped "$COORD"
+check "the coordinator from its image exited 0 by itself within 300 s (got $status)" test "$status" -eq 0
 check "three rounds committed" test "$(grep -c 'stage=commit' "$WORK/coordinator.log")" -eq 3
-for pid in "${PIDS[@]}"; do
-  s=0; wait "$pid" || s=$?
+# The sites leave once the federation is over; if the coordinator failed they would retry.
+site_wait=60
+[ "$status" -eq 0 ] || site_wait=1
+for pid in "${SITES[@]}"; do
+  s=0
+  if timeout "$site_wait" tail --pid="$pid" -f /dev/null; then
+    wait "$pid" || s=$?
+  else
+    stop_process "$pid"; s=124
+  fi
+  reaped "$pid"
   check "a site from the client image exited 0 (got $s)" test "$s" -eq 0
 done
 check "the state was written as uid 10001" test "$(stat -c %u "$WORK/state/state.db")" = 10001
