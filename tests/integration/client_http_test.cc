@@ -146,6 +146,36 @@ TEST_CASE("A client with http.listen serves its rounds, training time and health
   CHECK(HttpRequest(port, "/healthz").status == 0);  // nothing listens there any more
 }
 
+TEST_CASE("A client counts a secure round as completed once it has sent its unmask shares",
+          "[client_http][secagg_integration]") {
+  Federation fed({"site-a", "site-b", "site-c"});
+  auto& secure = fed.config().aggregation.secure;
+  secure.enabled = true;
+  secure.dropout_tolerance = 0.3;
+  secure.bits = 20;
+  secure.clip_range = 1.0;
+  secure.modulus_bits = 32;
+  secure.stage_timeout = absl::Seconds(20);
+  fed.config().rounds.count = 2;
+  fed.Start();
+  config::ClientConfig site = fed.ClientConfigFor("site-a");
+  site.http.listen = "127.0.0.1:0";
+  site.exit_when_done = false;
+  ClientRunner a(site, Scripted(0.5f, 10));
+  ClientRunner b(fed.ClientConfigFor("site-b"), Scripted(0.25f, 20));
+  ClientRunner c(fed.ClientConfigFor("site-c"), Scripted(0.125f, 30));
+  const int port = WaitForHttpPort(a.client());
+  REQUIRE(fed.coordinator().Wait().ok());
+  REQUIRE(ReadRounds(fed.state_dir(), true).size() == 2);
+  const std::string metrics =
+      WaitForSample(port, "cohort_client_rounds_total{outcome=\"completed\"}", 2);
+  CHECK(Sample(metrics, "cohort_client_rounds_total{outcome=\"completed\"}") == 2);
+  CHECK(Sample(metrics, "cohort_client_rounds_total{outcome=\"failed\"}") == 0);
+  CHECK(Sample(metrics, "cohort_client_rounds_total{outcome=\"aborted\"}") == 0);
+  CHECK(Sample(metrics, "cohort_client_last_round") == 2);
+  CHECK(Sample(metrics, "cohort_client_training_duration_seconds_count") == 2);
+}
+
 TEST_CASE("A client whose http.listen port is taken does not start, and says why",
           "[client_http]") {
   Federation fed({"site-a", "site-b"});
