@@ -32,7 +32,9 @@ int main(int argc, char** argv) {
   static std::atomic<cohort::client::SiteClient*> running{nullptr};
   cohort::StopOnTerminationSignal([](int signal) {
     cohort::client::SiteClient* client = running.load();
-    if (client == nullptr) std::_Exit(128 + signal);
+    // Still starting (config, data, LibTorch): nothing to flush or hand over yet. A requested
+    // stop is a success (docs/operations.md: exit 0 when stopped by SIGINT/SIGTERM).
+    if (client == nullptr) std::_Exit(0);
     spdlog::warn("stage=shutdown received signal {}, stopping", signal);
     client->Stop();
   });

@@ -42,7 +42,9 @@ int main(int argc, char** argv) {
   static std::atomic<cohort::server::Coordinator*> running{nullptr};
   cohort::StopOnTerminationSignal([](int signal) {
     cohort::server::Coordinator* coordinator = running.load();
-    if (coordinator == nullptr) std::_Exit(128 + signal);
+    // Still starting (config, data, LibTorch): nothing to flush or hand over yet. A requested
+    // stop is a success (docs/operations.md: exit 0 when stopped by SIGINT/SIGTERM).
+    if (coordinator == nullptr) std::_Exit(0);
     spdlog::warn("stage=shutdown received signal {}, stopping", signal);
     coordinator->Shutdown();
   });
