@@ -316,6 +316,14 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
       r->set_examples(result->examples);
       r->set_loss(result->loss);
       r->set_correct(result->correct);
+      if (result->binary.has_value()) {
+        auto* b = r->mutable_binary();
+        b->set_true_positives(result->binary->true_positives);
+        b->set_false_positives(result->binary->false_positives);
+        b->set_true_negatives(result->binary->true_negatives);
+        b->set_false_negatives(result->binary->false_negatives);
+        if (result->binary->auc.has_value()) b->set_auc(*result->binary->auc);
+      }
       stream->Write(report);
       ++tasks_completed_;
       spdlog::info("site={} round={} stage=evaluate accuracy={:.4f} loss={:.4f} examples={}",

@@ -111,8 +111,22 @@ class TorchTrainer final : public Trainer {
       if (result.examples == 0) return result;
       torch::Tensor logits = module->forward(test_x_);
       result.loss = torch::nn::functional::cross_entropy(logits, test_y_).item<double>();
-      result.correct = static_cast<uint64_t>(
-          logits.argmax(1).eq(test_y_).sum().item<int64_t>());
+      torch::Tensor predicted = logits.argmax(1);
+      result.correct = static_cast<uint64_t>(predicted.eq(test_y_).sum().item<int64_t>());
+      if (logits.size(1) == 2) {
+        torch::Tensor score = torch::softmax(logits, 1).select(1, 1).contiguous().to(torch::kFloat);
+        torch::Tensor labels = test_y_.to(torch::kInt64).contiguous();
+        torch::Tensor positive = predicted.eq(1).contiguous();
+        std::vector<bool> decisions(static_cast<size_t>(positive.size(0)));
+        const bool* p = positive.data_ptr<bool>();
+        for (size_t i = 0; i < decisions.size(); ++i) decisions[i] = p[i];
+        absl::StatusOr<data::BinaryMetrics> binary = data::ComputeBinaryMetrics(
+            absl::MakeConstSpan(score.data_ptr<float>(), static_cast<size_t>(score.size(0))),
+            absl::MakeConstSpan(labels.data_ptr<int64_t>(), static_cast<size_t>(labels.size(0))),
+            decisions);
+        if (!binary.ok()) return binary.status();
+        result.binary = *binary;
+      }
       return result;
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("evaluation failed: ", e.what()));

@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/data/binary_metrics.h"
 #include "common/config/coordinator_config.h"
 #include "common/dp/ledger.h"
 #include "common/tensor/layout.h"
@@ -43,6 +45,8 @@ struct EvalResult {
   uint64_t examples = 0;
   double loss = 0;  // mean
   uint64_t correct = 0;
+  // Two-class models: confusion counts and AUC (data/binary_metrics.h).
+  std::optional<data::BinaryMetrics> binary = std::nullopt;
 };
 
 // Local training and evaluation at a site. The client daemon drives it; LibTorch stays

@@ -593,6 +593,18 @@ bool Coordinator::RunRound(uint64_t round_number) {
     test_examples += eval.examples;
     correct += eval.correct;
     loss_sum += eval.loss * eval.examples;
+    state::SiteEvaluation& out = record.site_evaluations[site];
+    out.examples = eval.examples;
+    out.loss = eval.loss;
+    out.correct = eval.correct;
+    if (eval.binary.has_value()) {
+      out.binary = true;
+      out.true_positives = eval.binary->true_positives;
+      out.false_positives = eval.binary->false_positives;
+      out.true_negatives = eval.binary->true_negatives;
+      out.false_negatives = eval.binary->false_negatives;
+      out.auc = eval.binary->auc;
+    }
   }
   if (test_examples > 0) {
     record.test_accuracy = static_cast<double>(correct) / test_examples;

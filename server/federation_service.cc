@@ -136,9 +136,18 @@ grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStr
                      report.round());
         continue;
       }
-      absl::Status status = round->ReportEvaluation(
-          *site, report.model_id(),
-          EvaluationResult{report.examples(), report.loss(), report.correct()});
+      EvaluationResult result{report.examples(), report.loss(), report.correct(), std::nullopt};
+      if (report.has_binary()) {
+        const cohort::v1::BinaryEvaluation& b = report.binary();
+        data::BinaryMetrics binary;
+        binary.true_positives = b.true_positives();
+        binary.false_positives = b.false_positives();
+        binary.true_negatives = b.true_negatives();
+        binary.false_negatives = b.false_negatives();
+        if (b.has_auc()) binary.auc = b.auc();
+        result.binary = binary;
+      }
+      absl::Status status = round->ReportEvaluation(*site, report.model_id(), result);
       if (!status.ok()) {
         spdlog::warn("site={} round={} stage=evaluate refused: {}", *site, report.round(),
                      status.message());

@@ -225,6 +225,15 @@ absl::Status Round::ReportEvaluation(const std::string& site, const std::string&
   if (result.correct > result.examples || !std::isfinite(result.loss) || result.loss < 0) {
     return absl::InvalidArgumentError("evaluation report is inconsistent");
   }
+  if (result.binary.has_value()) {
+    const data::BinaryMetrics& b = *result.binary;
+    if (b.examples() != result.examples || b.true_positives + b.true_negatives != result.correct ||
+        (b.auc.has_value() && !(*b.auc >= 0 && *b.auc <= 1))) {
+      return absl::InvalidArgumentError(
+          "binary evaluation report is inconsistent (confusion counts must add up to the "
+          "examples and the correct ones, AUC must be in [0, 1])");
+    }
+  }
   evaluations_.emplace(site, result);
   return absl::OkStatus();
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -13,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/data/binary_metrics.h"
 #include "common/secagg/mod_vector.h"
 #include "server/aggregator.h"
 #include "server/model_blob.h"
@@ -46,6 +48,7 @@ struct EvaluationResult {
   uint64_t examples = 0;
   double loss = 0;
   uint64_t correct = 0;
+  std::optional<data::BinaryMetrics> binary = std::nullopt;  // two-class models
 };
 
 // The state of one open round, shared by the round loop and the RPC handlers.

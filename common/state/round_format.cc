@@ -69,6 +69,23 @@ std::string RoundsAsJson(const std::vector<RoundRecord>& rounds) {
       epsilons.push_back(JsonString(site) + ": " + JsonNumber(e.epsilon));
     }
     out << ", \"epsilon\": {" << absl::StrJoin(epsilons, ", ") << "}";
+    const PooledBinaryMetrics pooled = PoolBinaryMetrics(r.site_evaluations);
+    out << ", \"precision\": " << JsonNumber(pooled.precision)
+        << ", \"recall\": " << JsonNumber(pooled.recall) << ", \"auc\": " << JsonNumber(pooled.auc);
+    std::vector<std::string> evaluations;
+    for (const auto& [site, e] : r.site_evaluations) {
+      const double n = static_cast<double>(e.examples);
+      std::string entry = JsonString(site) + ": {\"examples\": " + std::to_string(e.examples) +
+                          ", \"loss\": " + JsonNumber(e.loss) + ", \"accuracy\": " +
+                          JsonNumber(e.examples ? std::optional<double>(e.correct / n) : std::nullopt);
+      if (e.binary) {
+        const PooledBinaryMetrics one = PoolBinaryMetrics({{site, e}});
+        entry += ", \"auc\": " + JsonNumber(e.auc) + ", \"precision\": " +
+                 JsonNumber(one.precision) + ", \"recall\": " + JsonNumber(one.recall);
+      }
+      evaluations.push_back(entry + "}");
+    }
+    out << ", \"site_evaluations\": {" << absl::StrJoin(evaluations, ", ") << "}";
     out << "}";
   }
   out << (rounds.empty() ? "]" : "\n]") << "\n";

@@ -37,6 +37,20 @@ CREATE TABLE IF NOT EXISTS site_rounds (
   epsilon          REAL NOT NULL,
   PRIMARY KEY (round, site)
 );
+CREATE TABLE IF NOT EXISTS site_evaluations (
+  round           INTEGER NOT NULL REFERENCES rounds(round),
+  site            TEXT NOT NULL,
+  examples        INTEGER NOT NULL,
+  loss            REAL NOT NULL,
+  correct         INTEGER NOT NULL,
+  binary          INTEGER NOT NULL DEFAULT 0,
+  true_positives  INTEGER NOT NULL DEFAULT 0,
+  false_positives INTEGER NOT NULL DEFAULT 0,
+  true_negatives  INTEGER NOT NULL DEFAULT 0,
+  false_negatives INTEGER NOT NULL DEFAULT 0,
+  auc             REAL,
+  PRIMARY KEY (round, site)
+);
 CREATE TABLE IF NOT EXISTS settings (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -83,6 +97,29 @@ std::vector<std::string> SplitIds(const std::string& text) {
 }
 
 }  // namespace
+
+PooledBinaryMetrics PoolBinaryMetrics(const std::map<std::string, SiteEvaluation>& sites) {
+  PooledBinaryMetrics pooled;
+  uint64_t tp = 0, fp = 0, fn = 0, auc_examples = 0;
+  double auc_sum = 0;
+  bool any = false;
+  for (const auto& [site, e] : sites) {
+    if (!e.binary) continue;
+    any = true;
+    tp += e.true_positives;
+    fp += e.false_positives;
+    fn += e.false_negatives;
+    if (e.auc.has_value()) {
+      auc_sum += *e.auc * static_cast<double>(e.examples);
+      auc_examples += e.examples;
+    }
+  }
+  if (!any) return pooled;
+  if (tp + fp > 0) pooled.precision = static_cast<double>(tp) / static_cast<double>(tp + fp);
+  if (tp + fn > 0) pooled.recall = static_cast<double>(tp) / static_cast<double>(tp + fn);
+  if (auc_examples > 0) pooled.auc = auc_sum / static_cast<double>(auc_examples);
+  return pooled;
+}
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
@@ -197,6 +234,29 @@ absl::Status StateStore::CommitRoundRows(const RoundRecord& r) {
     sqlite3_bind_double(insert.get(), 6, e.epsilon);
     if (sqlite3_step(insert.get()) != SQLITE_DONE) return Error("record site privacy");
   }
+  for (const auto& [site, e] : r.site_evaluations) {
+    Statement insert(db_,
+                     "INSERT INTO site_evaluations (round, site, examples, loss, correct, binary, "
+                     "true_positives, false_positives, true_negatives, false_negatives, auc) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!insert.ok()) return Error("prepare site_evaluations");
+    sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(r.round));
+    insert.BindText(2, site);
+    sqlite3_bind_int64(insert.get(), 3, static_cast<sqlite3_int64>(e.examples));
+    sqlite3_bind_double(insert.get(), 4, e.loss);
+    sqlite3_bind_int64(insert.get(), 5, static_cast<sqlite3_int64>(e.correct));
+    sqlite3_bind_int(insert.get(), 6, e.binary ? 1 : 0);
+    sqlite3_bind_int64(insert.get(), 7, static_cast<sqlite3_int64>(e.true_positives));
+    sqlite3_bind_int64(insert.get(), 8, static_cast<sqlite3_int64>(e.false_positives));
+    sqlite3_bind_int64(insert.get(), 9, static_cast<sqlite3_int64>(e.true_negatives));
+    sqlite3_bind_int64(insert.get(), 10, static_cast<sqlite3_int64>(e.false_negatives));
+    if (e.auc.has_value()) {
+      sqlite3_bind_double(insert.get(), 11, *e.auc);
+    } else {
+      sqlite3_bind_null(insert.get(), 11);
+    }
+    if (sqlite3_step(insert.get()) != SQLITE_DONE) return Error("record site evaluation");
+  }
   return absl::OkStatus();
 }
 
@@ -310,6 +370,30 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRoundsLocked(bool commi
       e.steps = sqlite3_column_int64(sites.get(), 4);
       e.epsilon = sqlite3_column_double(sites.get(), 5);
       it->second->site_epsilon[ColumnText(sites.get(), 1)] = e;
+    }
+  }
+  Statement evaluations(db_,
+                        "SELECT round, site, examples, loss, correct, binary, true_positives, "
+                        "false_positives, true_negatives, false_negatives, auc "
+                        "FROM site_evaluations");
+  if (evaluations.ok()) {  // absent in a database from before per-site evaluations
+    std::map<uint64_t, RoundRecord*> by_round;
+    for (RoundRecord& r : out) by_round[r.round] = &r;
+    sqlite3_stmt* s = evaluations.get();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      auto it = by_round.find(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
+      if (it == by_round.end()) continue;
+      SiteEvaluation e;
+      e.examples = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
+      e.loss = sqlite3_column_double(s, 3);
+      e.correct = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
+      e.binary = sqlite3_column_int(s, 5) != 0;
+      e.true_positives = static_cast<uint64_t>(sqlite3_column_int64(s, 6));
+      e.false_positives = static_cast<uint64_t>(sqlite3_column_int64(s, 7));
+      e.true_negatives = static_cast<uint64_t>(sqlite3_column_int64(s, 8));
+      e.false_negatives = static_cast<uint64_t>(sqlite3_column_int64(s, 9));
+      if (sqlite3_column_type(s, 10) != SQLITE_NULL) e.auc = sqlite3_column_double(s, 10);
+      it->second->site_evaluations[ColumnText(s, 1)] = e;
     }
   }
   return out;

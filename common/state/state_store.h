@@ -25,6 +25,31 @@ struct SiteEpsilon {
   double epsilon = 0;
 };
 
+// One site's evaluation of a round's committed model on its held-out split.
+struct SiteEvaluation {
+  uint64_t examples = 0;
+  double loss = 0;     // mean
+  uint64_t correct = 0;
+  // Two-class models only (binary == true): confusion counts at the model's decision and the
+  // ROC AUC of its positive-class score (absent when the split lacks a class).
+  bool binary = false;
+  uint64_t true_positives = 0;
+  uint64_t false_positives = 0;
+  uint64_t true_negatives = 0;
+  uint64_t false_negatives = 0;
+  std::optional<double> auc;
+};
+
+// Pooled binary figures of a round: precision and recall from the summed confusion counts
+// (exact), AUC as the example-weighted mean of the sites' AUCs (the sites never send their
+// scores, so the pooled ROC curve is not available). Each nullopt when undefined.
+struct PooledBinaryMetrics {
+  std::optional<double> precision;
+  std::optional<double> recall;
+  std::optional<double> auc;
+};
+PooledBinaryMetrics PoolBinaryMetrics(const std::map<std::string, SiteEvaluation>& sites);
+
 // One row of the round history.
 struct RoundRecord {
   uint64_t round = 0;
@@ -37,6 +62,8 @@ struct RoundRecord {
   // DP-SGD per contributing site: epsilon after this round as the coordinator accounts it
   // from what the site reported (the site's own ledger is authoritative).
   std::map<std::string, SiteEpsilon> site_epsilon;
+  // Each evaluating site's figures on the committed model.
+  std::map<std::string, SiteEvaluation> site_evaluations;
   uint64_t examples = 0;                  // training examples behind the aggregate
   std::optional<double> train_loss;       // example-weighted mean over participants
   std::optional<double> test_loss;        // example-weighted, of the committed model

@@ -201,6 +201,26 @@ TEST_CASE("Three sites learn the breast cancer data with LibTorch", "[federation
   for (const auto& r : rounds) {
     CHECK(std::filesystem::exists(fed.state_dir() + "/" + r.checkpoint));
   }
+  // Federated evaluation of a binary task: every site reports its confusion counts and AUC,
+  // consistent with the pooled accuracy; the pooled AUC of a good model is high.
+  const state::RoundRecord& last = rounds.back();
+  REQUIRE(last.site_evaluations.size() == 3);
+  uint64_t correct = 0, examples = 0;
+  for (const auto& [site, e] : last.site_evaluations) {
+    INFO(site);
+    CHECK(e.binary);
+    CHECK(e.true_positives + e.true_negatives == e.correct);
+    CHECK(e.true_positives + e.true_negatives + e.false_positives + e.false_negatives ==
+          e.examples);
+    correct += e.correct;
+    examples += e.examples;
+  }
+  CHECK(static_cast<double>(correct) / examples == Approx(*last.test_accuracy));
+  const state::PooledBinaryMetrics pooled = state::PoolBinaryMetrics(last.site_evaluations);
+  REQUIRE(pooled.auc.has_value());
+  CHECK(*pooled.auc >= 0.95);
+  CHECK(*pooled.precision > 0.8);
+  CHECK(*pooled.recall > 0.8);
 }
 
 TEST_CASE("With privacy on, the sites train with DP-SGD and the model still learns",

@@ -420,6 +420,30 @@ TEST_CASE("Round refuses an evaluation with more correct answers than examples",
   CHECK(round->ReportEvaluation("a", "model-4", {10, 0.25, 10}).ok());
 }
 
+TEST_CASE("Round refuses binary evaluation counts that do not add up, and an AUC outside 0..1",
+          "[server]") {
+  std::unique_ptr<Round> round = EvaluatingRound();
+  data::BinaryMetrics binary;
+  binary.true_positives = 4;
+  binary.true_negatives = 4;
+  binary.false_positives = 1;
+  binary.false_negatives = 1;
+  binary.auc = 0.8;
+  EvaluationResult wrong_total{11, 0.25, 8, binary};  // 10 counted, 11 examples
+  RequireCode(round->ReportEvaluation("a", "model-4", wrong_total),
+              absl::StatusCode::kInvalidArgument, {"confusion counts"});
+  EvaluationResult wrong_correct{10, 0.25, 7, binary};  // TP + TN = 8
+  RequireCode(round->ReportEvaluation("a", "model-4", wrong_correct),
+              absl::StatusCode::kInvalidArgument);
+  binary.auc = 1.5;
+  RequireCode(round->ReportEvaluation("a", "model-4", EvaluationResult{10, 0.25, 8, binary}),
+              absl::StatusCode::kInvalidArgument);
+  CHECK(round->evaluations().empty());
+  binary.auc = 0.8;
+  REQUIRE(round->ReportEvaluation("a", "model-4", EvaluationResult{10, 0.25, 8, binary}).ok());
+  CHECK(round->evaluations().at("a").binary->auc == 0.8);
+}
+
 TEST_CASE("Round refuses an evaluation with a negative or non-finite loss", "[server]") {
   std::unique_ptr<Round> round = EvaluatingRound();
   const double loss = GENERATE(-0.1, std::numeric_limits<double>::quiet_NaN(),
