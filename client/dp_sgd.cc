@@ -483,7 +483,16 @@ DpSgdStepper::DpSgdStepper(torch::nn::Sequential module, double max_grad_norm,
       params_(module->parameters()),
       max_grad_norm_(max_grad_norm),
       noise_stddev_(noise_multiplier * max_grad_norm),
-      scale_(-learning_rate / expected_batch) {}
+      scale_(-learning_rate / expected_batch),
+      learning_rate_(learning_rate) {}
+
+void DpSgdStepper::SetProximal(double mu) {
+  proximal_mu_ = mu;
+  anchors_.clear();
+  if (mu == 0) return;
+  torch::NoGradGuard no_grad;
+  for (const torch::Tensor& p : params_) anchors_.push_back(p.detach().clone());
+}
 
 absl::StatusOr<const ClippedGradients*> DpSgdStepper::Step(const torch::Tensor& x,
                                                            const torch::Tensor& y,
@@ -506,6 +515,12 @@ absl::StatusOr<const ClippedGradients*> DpSgdStepper::Step(const torch::Tensor& 
   for (size_t k = 0; k < params_.size(); ++k) {
     torch::Tensor& p = params_[k];
     const torch::Tensor& g = (*grads)->sum[k];
+    if (!anchors_.empty()) {
+      // p - lr mu (p - a) = (1 - lr mu) p + lr mu a: uses p before this step's update, like
+      // the data gradient (computed above at the same p).
+      const double pull = learning_rate_ * proximal_mu_;
+      p.mul_(1 - pull).add_(anchors_[k], pull);
+    }
     if (p.numel() <= kLoopUpdateMax && p.is_contiguous() && p.scalar_type() == g.scalar_type()) {
       AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "Axpy", [&] {
         Axpy(p.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), p.numel(),
@@ -530,6 +545,8 @@ absl::StatusOr<DpSgdStats> RunDpSgd(torch::nn::Sequential& module, const torch::
   if (!(expected_batch > 0)) return absl::InvalidArgumentError("DP-SGD needs training data");
   DpSgdStepper stepper(module, config.max_grad_norm, config.noise_multiplier,
                        config.learning_rate, expected_batch);
+  if (!(config.proximal_mu >= 0)) return absl::InvalidArgumentError("proximal_mu must be >= 0");
+  stepper.SetProximal(config.proximal_mu);
   DpSgdStats stats;
   double loss_sum = 0;
   int64_t clipped = 0;

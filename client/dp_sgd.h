@@ -100,6 +100,10 @@ struct DpSgdConfig {
   double sample_rate = 0.01;      // q: each example joins a batch with this probability
   double learning_rate = 0.1;
   int64_t steps = 1;
+  // FedProx: mu of (mu / 2) ||w - w_start||^2, w_start the parameters when the run starts
+  // (the global model). Its gradient does not depend on the data, so it is added outside the
+  // clipped and noised sum: it costs no privacy and is not clipped (see DpSgdStepper).
+  double proximal_mu = 0;
 };
 
 struct DpSgdStats {
@@ -119,6 +123,13 @@ class DpSgdStepper {
 
   ClippingMethod method() const { return clipper_.method(); }
 
+  // Adds FedProx's proximal term to every following step, anchored at the parameters'
+  // current values: params -= learning_rate * mu * (params - anchor), applied with the
+  // DP update to the same (pre-step) parameters. The term is a function of the parameters
+  // only, never of the data, so by post-processing it changes neither the sensitivity nor
+  // the privacy cost of the step. mu = 0 leaves Step exactly as without it.
+  void SetProximal(double mu);
+
   // The gradients of the last step (before the noise), for statistics.
   absl::StatusOr<const ClippedGradients*> Step(const torch::Tensor& x, const torch::Tensor& y,
                                                crypto::SecureSampler& sampler);
@@ -129,6 +140,9 @@ class DpSgdStepper {
   double max_grad_norm_;
   double noise_stddev_;
   double scale_;  // -learning_rate / expected_batch
+  double learning_rate_;
+  double proximal_mu_ = 0;
+  std::vector<torch::Tensor> anchors_;  // the parameters at SetProximal (mu > 0 only)
   std::vector<float> noise_;  // float64 models: the noise before conversion
 };
 

@@ -1,6 +1,7 @@
 #include "client/site_client.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <thread>
 
@@ -438,6 +439,10 @@ absl::StatusOr<SiteClient::AcceptedTask> SiteClient::CheckTrainTask(
     }
     if (!allowed.ok()) return refuse(RefusalOf(refusal), allowed);
   }
+  if (!(task.training().proximal_mu() >= 0) || !std::isfinite(task.training().proximal_mu())) {
+    return refuse(Refusal::kOther, absl::InvalidArgumentError(
+                                       "the task's proximal_mu must be finite and >= 0"));
+  }
   if (task.training().has_dp() && (!(task.training().dp().noise_multiplier() > 0) ||
                                    !(task.training().dp().max_grad_norm() > 0))) {
     return refuse(Refusal::kOther, absl::InvalidArgumentError(
@@ -459,6 +464,7 @@ absl::Status SiteClient::TrainAndSend(cohort::v1::Federation::Stub& stub, Sessio
   params.epochs = task.training().epochs();
   params.batch_size = std::max<int64_t>(1, task.training().batch_size());
   params.learning_rate = task.training().learning_rate();
+  params.proximal_mu = task.training().proximal_mu();  // checked by CheckTrainTask
   if (task.training().has_dp()) {
     params.dp = true;  // noise and clipping checked positive by CheckTrainTask
     params.noise_multiplier = task.training().dp().noise_multiplier();

@@ -67,6 +67,12 @@ class TorchTrainer final : public Trainer {
       if (params.dp) return TrainWithDp(module, global, params, start);
       torch::optim::SGD optimizer(module->parameters(),
                                   torch::optim::SGDOptions(params.learning_rate));
+      // FedProx: the gradient of (mu / 2) ||w - w_global||^2 is added to each step's.
+      std::vector<torch::Tensor> anchors;
+      if (params.proximal_mu > 0) {
+        torch::NoGradGuard no_grad;
+        for (const torch::Tensor& p : module->parameters()) anchors.push_back(p.detach().clone());
+      }
       torch::Generator generator = at::detail::createCPUGenerator(seed_ + round_counter_++);
       const int64_t n = train_x_.size(0);
       double last_epoch_loss = 0;
@@ -80,6 +86,14 @@ class TorchTrainer final : public Trainer {
           optimizer.zero_grad();
           torch::Tensor loss = torch::nn::functional::cross_entropy(module->forward(x), y);
           loss.backward();
+          if (!anchors.empty()) {
+            torch::NoGradGuard no_grad;
+            std::vector<torch::Tensor> parameters = module->parameters();
+            for (size_t k = 0; k < parameters.size(); ++k) {
+              parameters[k].mutable_grad().add_(parameters[k].detach() - anchors[k],
+                                                params.proximal_mu);
+            }
+          }
           optimizer.step();
           loss_sum += loss.item<double>() * idx.size(0);
         }
@@ -154,6 +168,7 @@ class TorchTrainer final : public Trainer {
     config.sample_rate = plan.sample_rate;
     config.learning_rate = params.learning_rate;
     config.steps = plan.steps;
+    config.proximal_mu = params.proximal_mu;
     absl::StatusOr<DpSgdStats> stats = RunDpSgd(module, train_x_, train_y_, config, *noise_);
     if (!stats.ok()) return stats.status();
     TrainResult result;

@@ -27,6 +27,9 @@ struct TrainingParams {
   bool dp = false;
   double noise_multiplier = 0;
   double max_grad_norm = 0;
+  // FedProx: mu of the proximal term (mu / 2) ||w - w_global||^2 added to the local loss;
+  // each step adds its gradient mu (w - w_global). 0: plain local training.
+  double proximal_mu = 0;
 };
 
 // What local training produced: the parameter delta (trained minus global) and its metrics.

@@ -3,39 +3,96 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "common/config/coordinator_config.h"
 
 namespace cohort::server {
 
-// Weighted FedAvg over site deltas, kept as a running sum: memory is one float32 vector of
-// the model's size, whatever the number of sites (no per-site copy is held).
-// new_model = base + sum_i(w_i * delta_i) / sum_i(w_i).
-// The sum is float32 to keep the coordinator at about three model copies (global, sum, one
-// staged upload); each term is computed in float64 before it is added, so the error is that
-// of n float32 additions (relative ~n * 6e-8), far below the noise of SGD.
-class FedAvgAggregator {
+// Combines the validated deltas of one round's sites into one aggregated delta, which the
+// server optimizer then folds into the global model. The round holds it under its lock; the
+// caller guarantees that every delta has num_values() finite values and weight > 0, and adds
+// an upload only once it was received whole (see Round).
+class Aggregator {
  public:
-  // The sum is allocated by the first Add, so an idle round costs no model-sized memory.
-  explicit FedAvgAggregator(size_t num_values) : num_values_(num_values) {}
+  explicit Aggregator(size_t num_values) : num_values_(num_values) {}
+  virtual ~Aggregator() = default;
 
-  // Folds one validated delta in. The caller guarantees delta.size() == num_values, every
-  // value finite and weight > 0.
-  void Add(double weight, const std::vector<float>& delta);
-  // The aggregated model; `base` must have num_values entries and count() must be > 0.
+  // Folds one validated delta in.
+  virtual void Add(double weight, const std::vector<float>& delta) = 0;
+  // The aggregated delta; count() must be > 0.
+  virtual std::vector<float> Delta() const = 0;
+  // Frees the model-sized buffers once the delta was taken (count and weight stay readable).
+  virtual void Release() = 0;
+
+  // base + Delta(), for tests.
   std::vector<float> Apply(const std::vector<float>& base) const;
-  // Frees the sum once the aggregated model exists (count and weight stay readable).
-  void Release() { std::vector<float>().swap(sum_); }
 
   size_t num_values() const { return num_values_; }
   double total_weight() const { return total_weight_; }
   int count() const { return count_; }
 
+ protected:
+  void Count(double weight) {
+    total_weight_ += weight;
+    ++count_;
+  }
+
  private:
   size_t num_values_;
-  std::vector<float> sum_;
   double total_weight_ = 0;
   int count_ = 0;
 };
+
+// Weighted FedAvg over site deltas, kept as a running sum: memory is one float32 vector of
+// the model's size, whatever the number of sites (no per-site copy is held).
+// delta = sum_i(w_i * delta_i) / sum_i(w_i).
+// The sum is float32 to keep the coordinator at about three model copies (global, sum, one
+// staged upload); each term is computed in float64 before it is added, so the error is that
+// of n float32 additions (relative ~n * 6e-8), far below the noise of SGD.
+class FedAvgAggregator final : public Aggregator {
+ public:
+  // The sum is allocated by the first Add, so an idle round costs no model-sized memory.
+  explicit FedAvgAggregator(size_t num_values) : Aggregator(num_values) {}
+
+  void Add(double weight, const std::vector<float>& delta) override;
+  std::vector<float> Delta() const override;
+  void Release() override { std::vector<float>().swap(sum_); }
+
+ private:
+  std::vector<float> sum_;
+};
+
+// Robust statistics per coordinate over the sites' deltas, unweighted (every site counts
+// once, whatever its example count: weighting by a count the site reports itself would let
+// one site buy the majority):
+//   kMedian:       the median (the mean of the two middle values for an even count);
+//   kTrimmedMean:  the mean after dropping floor(trim_fraction * n) values from each end.
+// Needs every delta at once, so memory is O(sites x model): each accepted upload is kept
+// (float32) until Release(). Only for rounds without secure aggregation, which hides the
+// individual deltas; the config validator refuses the combination.
+class RobustAggregator final : public Aggregator {
+ public:
+  enum class Statistic { kMedian, kTrimmedMean };
+
+  // trim_fraction in [0, 0.5) (kTrimmedMean only).
+  RobustAggregator(size_t num_values, Statistic statistic, double trim_fraction = 0);
+
+  void Add(double weight, const std::vector<float>& delta) override;
+  std::vector<float> Delta() const override;
+  void Release() override { std::vector<std::vector<float>>().swap(deltas_); }
+
+ private:
+  Statistic statistic_;
+  double trim_fraction_;
+  std::vector<std::vector<float>> deltas_;
+};
+
+// The aggregator `config.strategy` asks for: RobustAggregator for coordinate_median and
+// trimmed_mean, FedAvgAggregator for every other strategy.
+std::unique_ptr<Aggregator> MakeAggregator(const config::AggregationConfig& config,
+                                           size_t num_values);
 
 }  // namespace cohort::server
 

@@ -37,6 +37,11 @@ std::string CheckpointName(uint64_t round) {
   return absl::StrFormat("checkpoints/round-%06d.pt", round);
 }
 
+// The server optimizer's state after a round, next to the round's checkpoint.
+std::string OptimizerStateName(uint64_t round) {
+  return absl::StrFormat("checkpoints/round-%06d.opt", round);
+}
+
 int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
 using SecAggMessageMaker = std::function<absl::StatusOr<cohort::v1::SecAggServerMessage>(
@@ -129,19 +134,51 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     global = model::InitialParameters(config.model, config.has_seed ? config.seed : 0);
   }
   uint64_t model_round = committed->empty() ? 0 : committed->back().round;
+  // The server optimizer continues from its state after the last committed round. A
+  // stateful rule (fedavgm, fedadagrad, fedadam, fedyogi) refuses to start without that
+  // state: restarting its moments would silently change the trajectory.
+  ServerOptimizer optimizer(config.aggregation, layout.TotalValues());
+  if (model_round > 0) {
+    const std::string path = config.state_dir + "/" + OptimizerStateName(model_round);
+    absl::StatusOr<ServerOptimizerState> saved = ReadServerOptimizerState(path);
+    if (!saved.ok() && optimizer.stateful()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot resume ", config.aggregation.strategy, " from round ", model_round,
+          ": its server optimizer state is unusable (", saved.status().message(),
+          "); restore the file from a backup (cohortctl state restore), or run with a "
+          "stateless strategy such as fedavg"));
+    }
+    if (saved.ok()) {
+      const std::string saved_rule = saved->rule;
+      if (absl::Status s = optimizer.Resume(std::move(*saved)); !s.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot resume from round ", model_round, ": ", s.message()));
+      }
+      if (saved_rule != optimizer.rule()) {
+        spdlog::warn("stage=resume server optimizer {} after round {} ({}): {}", optimizer.rule(),
+                     model_round, saved_rule,
+                     optimizer.stateful() ? "starts with fresh moments" : "its state is dropped");
+      } else if (optimizer.stateful()) {
+        spdlog::info("stage=resume server optimizer {} resumed after {} steps", optimizer.rule(),
+                     optimizer.state().steps);
+      }
+    }
+  }
   return std::unique_ptr<Coordinator>(new Coordinator(
       std::move(config), std::move(*store), std::move(layout),
-      ModelBlob::Make(ModelId(model_round), std::move(global)), committed->size(), *last_round));
+      ModelBlob::Make(ModelId(model_round), std::move(global)), std::move(optimizer),
+      committed->size(), *last_round));
 }
 
 Coordinator::Coordinator(config::CoordinatorConfig config,
                          std::unique_ptr<state::StateStore> store, tensor::ParameterLayout layout,
-                         std::shared_ptr<const ModelBlob> global, uint64_t committed,
-                         uint64_t last_round)
+                         std::shared_ptr<const ModelBlob> global, ServerOptimizer optimizer,
+                         uint64_t committed, uint64_t last_round)
     : config_(std::move(config)),
       store_(std::move(store)),
       layout_(std::move(layout)),
       global_(std::move(global)),
+      optimizer_(std::move(optimizer)),
       committed_rounds_(committed),
       last_round_number_(last_round) {
   service_ = std::make_unique<FederationService>(config_, &sessions_, &board_);
@@ -450,7 +487,9 @@ bool Coordinator::RunRound(uint64_t round_number) {
     }
     secure = std::move(*started_secure);
   }
-  auto round = std::make_shared<Round>(round_number, participants, global, secure);
+  auto round = std::make_shared<Round>(
+      round_number, participants, global, secure,
+      secure ? nullptr : MakeAggregator(config_.aggregation, global->values.size()));
   board_.Publish(round);
   spdlog::info("round={} stage=configure participants={} model={} secure_aggregation={}",
                round_number, absl::StrJoin(participants, ","), global->id,
@@ -468,6 +507,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
   task->mutable_training()->set_batch_size(config_.training.batch_size);
   task->mutable_training()->set_learning_rate(config_.training.learning_rate);
   task->mutable_training()->set_optimizer(config_.training.optimizer);
+  task->mutable_training()->set_proximal_mu(config_.training.proximal_mu);
   if (config_.privacy.enabled) {
     task->mutable_training()->mutable_dp()->set_noise_multiplier(noise_multiplier_);
     task->mutable_training()->mutable_dp()->set_max_grad_norm(config_.privacy.max_grad_norm);
@@ -480,15 +520,15 @@ bool Coordinator::RunRound(uint64_t round_number) {
   for (const std::string& site : unreachable) round->ReportFailure(site, "session lost");
   std::vector<std::string> contributors;
   std::string secure_failure;
-  std::vector<float> secure_model;
+  std::vector<float> secure_delta;
   if (secure) {
     // Training ends with each site's key advertisement; then the three secure stages.
-    absl::StatusOr<std::vector<float>> model =
+    absl::StatusOr<std::vector<float>> delta =
         RunSecureStages(*round, *secure, train_deadline, &contributors);
-    if (model.ok()) {
-      secure_model = std::move(*model);
+    if (delta.ok()) {
+      secure_delta = std::move(*delta);
     } else {
-      secure_failure = std::string(model.status().message());
+      secure_failure = std::string(delta.status().message());
     }
   } else {
     if (!round->WaitForUploads(train_deadline) && !stopping_) {
@@ -536,9 +576,19 @@ bool Coordinator::RunRound(uint64_t round_number) {
                               " required updates arrived"));
   }
 
-  // AGGREGATE (a secure round's model was unmasked above)
-  std::shared_ptr<const ModelBlob> candidate = ModelBlob::Make(
-      ModelId(round_number), secure ? std::move(secure_model) : round->TakeAggregatedModel());
+  // AGGREGATE: the round's aggregated delta (a secure round's was unmasked above), folded
+  // into the global model by the server optimizer. Its new state is adopted at COMMIT.
+  ServerOptimizer::Step step;
+  {
+    std::vector<float> delta = secure ? std::move(secure_delta) : round->TakeAggregatedDelta();
+    step = optimizer_.Propose(round_number, global->values, delta);
+  }
+  if (absl::Status s = tensor::CheckFinite(step.model.data(), step.model.size()); !s.ok()) {
+    return abort(absl::StrCat("the aggregated model is not finite (", optimizer_.rule(),
+                              " step): ", s.message()));
+  }
+  std::shared_ptr<const ModelBlob> candidate =
+      ModelBlob::Make(ModelId(round_number), std::move(step.model));
 
   // EVALUATE: every contributor still connected scores the candidate on its held-out split.
   Enter(round_number, "evaluate");
@@ -617,11 +667,19 @@ bool Coordinator::RunRound(uint64_t round_number) {
       !s.ok()) {
     return abort(absl::StrCat("checkpoint failed: ", s.message()));
   }
+  // The optimizer state goes with the checkpoint (also for stateless rules: the file records
+  // which rule ran, so a later stateful strategy knows it may start afresh).
+  if (absl::Status s = WriteServerOptimizerState(
+          config_.state_dir + "/" + OptimizerStateName(round_number), step.state);
+      !s.ok()) {
+    return abort(absl::StrCat("server optimizer state write failed: ", s.message()));
+  }
   record.duration_s = absl::ToDoubleSeconds(absl::Now() - started);
   if (absl::Status s = store_->CommitRound(record); !s.ok()) {
     return abort(absl::StrCat("state commit failed: ", s.message()));
   }
   site_accountants_ = std::move(accountants);
+  optimizer_.Commit(std::move(step.state));
   for (const auto& [site, e] : record.site_epsilon) metrics_.SetSiteEpsilon(site, e.epsilon);
   if (record.test_accuracy) metrics_.SetTestAccuracy(*record.test_accuracy);
   metrics_.RoundEnded(/*committed=*/true);
@@ -803,11 +861,7 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
   if (total_weight == 0) return aborted(absl::InternalError("the secure sum has zero weight"));
   secagg::QuantizationParams params{static_cast<int>(config.bits()), config.clip_range(),
                                     static_cast<int>(config.modulus_bits())};
-  std::vector<float> model;
-  {
-    absl::MutexLock lock(&model_mu_);
-    model = global_->values;
-  }
+  std::vector<float> delta(num_values);
   const double factor = static_cast<double>(config.weight_cap()) / static_cast<double>(total_weight);
   // Decoded in blocks, so decoding needs no model-sized float64 buffer.
   constexpr size_t kDecodeBlock = 1 << 16;
@@ -816,16 +870,16 @@ absl::StatusOr<std::vector<float>> Coordinator::RunSecureStages(
     std::vector<double> scaled = secagg::DequantizeSum(
         sum, begin, count, static_cast<int64_t>(survivors.size()), params);
     for (size_t i = 0; i < count; ++i) {
-      model[begin + i] = static_cast<float>(model[begin + i] + scaled[i] * factor);
+      delta[begin + i] = static_cast<float>(scaled[i] * factor);
     }
   }
-  if (absl::Status s = tensor::CheckFinite(model.data(), model.size()); !s.ok()) {
-    return aborted(absl::InternalError(absl::StrCat("the unmasked model is not finite: ", s.message())));
+  if (absl::Status s = tensor::CheckFinite(delta.data(), delta.size()); !s.ok()) {
+    return aborted(absl::InternalError(absl::StrCat("the unmasked delta is not finite: ", s.message())));
   }
   spdlog::info("round={} stage=secagg unmasked the sum of {} sites in {:.3f}s (weight {})", n,
                survivors.size(), absl::ToDoubleSeconds(absl::Now() - unmask_start), total_weight);
   *contributors = std::move(survivors);
-  return model;
+  return delta;
 }
 
 }  // namespace cohort::server

@@ -28,6 +28,7 @@
 #include "server/model_blob.h"
 #include "server/round.h"
 #include "server/secure_aggregation.h"
+#include "server/server_optimizer.h"
 #include "server/session_registry.h"
 
 namespace cohort::server {
@@ -75,7 +76,7 @@ class Coordinator : public FederationControl {
  private:
   Coordinator(config::CoordinatorConfig config, std::unique_ptr<state::StateStore> store,
               tensor::ParameterLayout layout, std::shared_ptr<const ModelBlob> global,
-              uint64_t committed, uint64_t last_round);
+              ServerOptimizer optimizer, uint64_t committed, uint64_t last_round);
   void RoundLoop();
   // Starts the HTTP port (http.listen).
   absl::Status StartHttp();
@@ -92,7 +93,8 @@ class Coordinator : public FederationControl {
       uint64_t round_number, const std::vector<std::string>& participants,
       cohort::v1::SecAggConfig* secagg);
   // Runs the advertise (until `train_deadline`), share-keys, masked-input and unmasking
-  // stages; returns the aggregated model and the sites whose update is in it.
+  // stages; returns the aggregated delta (the weighted mean of the survivors' deltas, as
+  // decoded from the unmasked sum) and the sites whose update is in it.
   absl::StatusOr<std::vector<float>> RunSecureStages(Round& round, SecureAggregation& secure,
                                                      absl::Time train_deadline,
                                                      std::vector<std::string>* contributors);
@@ -114,6 +116,9 @@ class Coordinator : public FederationControl {
 
   mutable absl::Mutex model_mu_;
   std::shared_ptr<const ModelBlob> global_ ABSL_GUARDED_BY(model_mu_);
+  // Folds each round's aggregated delta into the model; its state is that of the last
+  // committed round (round loop thread only).
+  ServerOptimizer optimizer_;
   uint64_t committed_rounds_;
   // The noise multiplier sent to the sites: fixed, or planned from privacy.target_epsilon.
   double noise_multiplier_ = 0;

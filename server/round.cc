@@ -18,12 +18,15 @@ std::shared_ptr<const ModelBlob> ModelBlob::Make(std::string id, std::vector<flo
 }
 
 Round::Round(uint64_t number, std::vector<std::string> participants,
-             std::shared_ptr<const ModelBlob> global, std::shared_ptr<SecureAggregation> secure)
+             std::shared_ptr<const ModelBlob> global, std::shared_ptr<SecureAggregation> secure,
+             std::unique_ptr<Aggregator> aggregator)
     : number_(number),
       participants_(std::move(participants)),
       global_(std::move(global)),
       secure_(std::move(secure)),
-      aggregator_(global_->values.size()) {}
+      aggregator_(aggregator != nullptr
+                      ? std::move(aggregator)
+                      : std::make_unique<FedAvgAggregator>(global_->values.size())) {}
 
 bool Round::IsParticipant(const std::string& site) const {
   return std::find(participants_.begin(), participants_.end(), site) != participants_.end();
@@ -129,10 +132,10 @@ absl::Status Round::CompleteUpload(const std::string& site, const UploadAnnounce
     return absl::DeadlineExceededError(
         absl::StrCat("round ", number_, " closed its training stage before the upload finished"));
   }
-  if (delta.size() != aggregator_.num_values()) {
+  if (delta.size() != aggregator_->num_values()) {
     return absl::InvalidArgumentError("update size changed during upload");
   }
-  aggregator_.Add(a.weight, delta);
+  aggregator_->Add(a.weight, delta);
   RecordContribution(site, a);
   return absl::OkStatus();
 }
@@ -271,11 +274,11 @@ void Round::Close() {
   stage_ = Stage::kClosed;
 }
 
-std::vector<float> Round::TakeAggregatedModel() {
+std::vector<float> Round::TakeAggregatedDelta() {
   absl::MutexLock lock(&mu_);
-  std::vector<float> model = aggregator_.Apply(global_->values);
-  aggregator_.Release();
-  return model;
+  std::vector<float> delta = aggregator_->Delta();
+  aggregator_->Release();
+  return delta;
 }
 
 double Round::weighted_train_loss() const {

@@ -63,9 +63,11 @@ class Round {
 
   // `secure` is set when the round's updates go through secure aggregation: then only
   // masked inputs are accepted (CompleteMaskedUpload) and the aggregate is the secure sum.
+  // `aggregator` combines plain uploads (null: weighted FedAvg).
   Round(uint64_t number, std::vector<std::string> participants,
         std::shared_ptr<const ModelBlob> global,
-        std::shared_ptr<SecureAggregation> secure = nullptr);
+        std::shared_ptr<SecureAggregation> secure = nullptr,
+        std::unique_ptr<Aggregator> aggregator = nullptr);
 
   uint64_t number() const { return number_; }
   SecureAggregation* secure() const { return secure_.get(); }
@@ -115,10 +117,10 @@ class Round {
   void Cancel();
 
   // Results, valid after CloseTraining().
-  const FedAvgAggregator& aggregate() const { return aggregator_; }
-  // The aggregated model (base + weighted mean delta); frees the running sum. Call once,
-  // after CloseTraining().
-  std::vector<float> TakeAggregatedModel();
+  const Aggregator& aggregate() const { return *aggregator_; }
+  // The aggregated delta (e.g. the weighted mean of the sites' deltas); frees the
+  // aggregator's buffers. Call once, after CloseTraining().
+  std::vector<float> TakeAggregatedDelta();
   double weighted_train_loss() const;
   uint64_t train_examples() const;
   std::map<std::string, EvaluationResult> evaluations() const;
@@ -144,7 +146,7 @@ class Round {
   mutable absl::Mutex mu_;
   Stage stage_ ABSL_GUARDED_BY(mu_) = Stage::kTrain;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  FedAvgAggregator aggregator_ ABSL_GUARDED_BY(mu_);
+  const std::unique_ptr<Aggregator> aggregator_ ABSL_PT_GUARDED_BY(mu_);
   std::map<std::string, std::function<void()>> in_flight_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> uploaded_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> failed_ ABSL_GUARDED_BY(mu_);

@@ -48,6 +48,23 @@ uint64_t CheckCheckpoints(const std::string& sub, state::StateStore& store, cons
   return bytes;
 }
 
+// Copies a committed round's checkpoint `name` (checkpoints/round-NNNNNN.pt) from `from` to
+// `to`, with the server optimizer state written next to it (round-NNNNNN.opt) when there is
+// one (rounds committed before server optimizers existed have none).
+void CopyRoundFiles(const std::string& sub, const fs::path& from, const fs::path& to,
+                    const std::string& name) {
+  std::error_code error;
+  fs::copy_file(from / name, to / name, error);
+  if (error) Fail(sub, 1, absl::StrCat("copying ", name, ": ", error.message()));
+  fs::path optimizer_state = fs::path(name).replace_extension(".opt");
+  if (fs::exists(from / optimizer_state)) {
+    fs::copy_file(from / optimizer_state, to / optimizer_state, error);
+    if (error) {
+      Fail(sub, 1, absl::StrCat("copying ", optimizer_state.string(), ": ", error.message()));
+    }
+  }
+}
+
 void Backup(const std::string& state_dir, const std::string& out) {
   const std::string sub = "backup";
   if (fs::exists(out) && !fs::is_empty(out)) {
@@ -67,11 +84,7 @@ void Backup(const std::string& state_dir, const std::string& out) {
   std::vector<std::string> checkpoints;
   uint64_t last = 0;
   const uint64_t bytes = CheckCheckpoints(sub, **copy, state_dir, &checkpoints, &last);
-  for (const std::string& name : checkpoints) {
-    std::error_code error;
-    fs::copy_file(fs::path(state_dir) / name, fs::path(out) / name, error);
-    if (error) Fail(sub, 1, absl::StrCat("copying ", name, ": ", error.message()));
-  }
+  for (const std::string& name : checkpoints) CopyRoundFiles(sub, state_dir, out, name);
   absl::StatusOr<uint64_t> last_number = (*copy)->LastRoundNumber();
   std::cout << "Backed up " << state_dir << " to " << out << ": " << checkpoints.size()
             << " committed rounds (last " << last << "), highest round number "
@@ -98,11 +111,7 @@ void Restore(const std::string& from, const std::string& state_dir, uint64_t rou
   if (absl::Status s = (*backup)->BackupTo(state_dir + "/state.db"); !s.ok()) {
     Fail(sub, 1, s.message());
   }
-  for (const std::string& name : checkpoints) {
-    std::error_code error;
-    fs::copy_file(fs::path(from) / name, fs::path(state_dir) / name, error);
-    if (error) Fail(sub, 1, absl::StrCat("copying ", name, ": ", error.message()));
-  }
+  for (const std::string& name : checkpoints) CopyRoundFiles(sub, from, state_dir, name);
   absl::StatusOr<std::unique_ptr<state::StateStore>> restored =
       state::StateStore::Open(state_dir + "/state.db");
   if (!restored.ok()) Fail(sub, 1, restored.status().message());

@@ -111,7 +111,62 @@ ModelSpec ReadModel(MapReader model) {
   return spec;
 }
 
+// aggregation.strategy and the hyperparameters of the chosen strategy. A hyperparameter that
+// the strategy does not use is refused rather than ignored: an operator who sets `beta1`
+// under fedavg has misunderstood something, and silence would hide it.
+void ReadStrategy(MapReader& aggregation, AggregationConfig* out) {
+  out->strategy = aggregation.Enum(
+      "strategy", "fedavg",
+      {"fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "coordinate_median",
+       "trimmed_mean"});
+  const std::string& strategy = out->strategy;
+  const bool adaptive = IsAdaptiveStrategy(strategy);
+  const double lr_default = adaptive ? 0.01 : 1.0;
+  out->server_learning_rate = aggregation.Double("server_learning_rate", lr_default, 0.0, 1e6,
+                                                 /*min_exclusive=*/true);
+  // Each key with the strategies it applies to.
+  struct Hyperparameter {
+    const char* key;
+    double* value;
+    double fallback, min, max;
+    bool min_exclusive, max_exclusive;
+    bool applies;
+    const char* used_by;
+  };
+  const Hyperparameter keys[] = {
+      {"momentum", &out->momentum, 0.9, 0.0, 1.0, false, true, strategy == "fedavgm",
+       "fedavgm"},
+      {"beta1", &out->beta1, 0.9, 0.0, 1.0, false, true, adaptive,
+       "fedadagrad, fedadam and fedyogi"},
+      {"beta2", &out->beta2, 0.99, 0.0, 1.0, false, true,
+       strategy == "fedadam" || strategy == "fedyogi", "fedadam and fedyogi"},
+      {"tau", &out->tau, 1e-3, 0.0, 1e6, true, false, adaptive,
+       "fedadagrad, fedadam and fedyogi"},
+      {"trim_fraction", &out->trim_fraction, 0.1, 0.0, 0.5, false, true,
+       strategy == "trimmed_mean", "trimmed_mean"},
+  };
+  for (const Hyperparameter& h : keys) {
+    const bool given = aggregation.Has(h.key);
+    *h.value = aggregation.Double(h.key, h.fallback, h.min, h.max, h.min_exclusive);
+    if (!given) continue;
+    if (!h.applies) {
+      aggregation.Fail(h.key, absl::StrCat("applies only to ", h.used_by, ", not to strategy ",
+                                           strategy, "; remove it"));
+    } else if (h.max_exclusive && *h.value >= h.max) {
+      aggregation.Fail(h.key, absl::StrCat("must be below ", h.max, " (got ", *h.value, ")"));
+    }
+  }
+}
+
 }  // namespace
+
+bool IsAdaptiveStrategy(const std::string& strategy) {
+  return strategy == "fedadagrad" || strategy == "fedadam" || strategy == "fedyogi";
+}
+
+bool IsRobustStrategy(const std::string& strategy) {
+  return strategy == "coordinate_median" || strategy == "trimmed_mean";
+}
 
 absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml_text,
                                                           const std::string& source_name,
@@ -161,10 +216,11 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   config.training.batch_size = training.Int("batch_size", 32, 1, 1 << 20);
   config.training.learning_rate = training.Double("lr", 0.1, 0.0, 100.0, /*min_exclusive=*/true);
   config.training.optimizer = training.Enum("optimizer", "sgd", {"sgd"});
+  config.training.proximal_mu = training.Double("proximal_mu", 0.0, 0.0, 1e6);
   training.Finish();
 
   MapReader aggregation = top.Map("aggregation");
-  config.aggregation.strategy = aggregation.Enum("strategy", "fedavg", {"fedavg"});
+  ReadStrategy(aggregation, &config.aggregation);
   MapReader secure = aggregation.Map("secure");
   SecureAggregationConfig& sa = config.aggregation.secure;
   sa.enabled = secure.Bool("enabled", false);
@@ -202,6 +258,15 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
                                          "; lower bits or set modulus_bits: 64"));
       }
     }
+  }
+  if (sa.enabled && IsRobustStrategy(config.aggregation.strategy)) {
+    aggregation.Fail("strategy",
+                     absl::StrCat(config.aggregation.strategy,
+                                  " cannot run with secure.enabled: true: robust aggregation "
+                                  "needs each site's update, which secure aggregation hides "
+                                  "(the coordinator learns only their sum). Use fedavg or a "
+                                  "server optimizer (fedavgm, fedadagrad, fedadam, fedyogi), "
+                                  "or turn secure aggregation off"));
   }
   secure.Finish();
   aggregation.Finish();

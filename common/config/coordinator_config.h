@@ -65,6 +65,9 @@ struct TrainingConfig {
   int64_t batch_size = 32;
   double learning_rate = 0.1;
   std::string optimizer = "sgd";
+  // FedProx (Li et al. 2020): each site adds (mu / 2) ||w - w_global||^2 to its local loss.
+  // 0: plain local training.
+  double proximal_mu = 0;
 };
 
 // DP-SGD asked of every site (record-level DP at each site). Absent: no DP.
@@ -95,11 +98,31 @@ struct SecureAggregationConfig {
   absl::Duration stage_timeout = absl::Seconds(30);
 };
 
-// How site updates are combined.
+// How site updates are combined and folded into the global model.
+//
+// Every strategy first forms one aggregated delta from the round's updates: the
+// example-weighted mean (fedavg and the server optimizers, which therefore work under secure
+// aggregation), or the unweighted coordinate-wise median / trimmed mean (the robust
+// strategies, which need every site's update in the clear). A server optimizer then folds
+// that delta into the global model (Reddi et al., "Adaptive Federated Optimization", ICLR
+// 2021, Algorithm 2). Hyperparameters that do not apply to `strategy` are refused at load.
 struct AggregationConfig {
+  // fedavg | fedavgm | fedadagrad | fedadam | fedyogi | coordinate_median | trimmed_mean
   std::string strategy = "fedavg";
+  // eta: x += eta * (update direction). Default 1 for fedavg, fedavgm and the robust
+  // strategies, 0.01 for the adaptive ones (fedadagrad, fedadam, fedyogi).
+  double server_learning_rate = 1.0;
+  double momentum = 0.9;  // fedavgm: m = momentum * m + delta
+  double beta1 = 0.9;     // adaptive: m = beta1 * m + (1 - beta1) * delta
+  double beta2 = 0.99;    // fedadam, fedyogi: second-moment decay
+  double tau = 1e-3;      // adaptive: x += eta * m / (sqrt(v) + tau); v starts at tau^2
+  double trim_fraction = 0.1;  // trimmed_mean: share cut from each end per coordinate
   SecureAggregationConfig secure;
 };
+
+// The strategies' groups (see AggregationConfig).
+bool IsAdaptiveStrategy(const std::string& strategy);  // fedadagrad, fedadam, fedyogi
+bool IsRobustStrategy(const std::string& strategy);    // coordinate_median, trimmed_mean
 
 // Resource limits that protect the coordinator from a misbehaving or hostile peer.
 struct LimitsConfig {

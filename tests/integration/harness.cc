@@ -18,8 +18,9 @@ std::vector<state::RoundRecord> ReadRounds(const std::string& state_dir, bool co
 absl::StatusOr<client::TrainResult> ScriptedTrainer::Train(const config::ModelSpec&,
                                                            const tensor::ParameterLayout&,
                                                            const std::vector<float>& global,
-                                                           const client::TrainingParams&) {
+                                                           const client::TrainingParams& params) {
   int index = tasks_++;
+  if (on_params) on_params(params);
   if (before_train) before_train(index);
   if (fail_train) {
     if (absl::Status s = fail_train(index); !s.ok()) return s;

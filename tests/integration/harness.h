@@ -36,6 +36,8 @@ class ScriptedTrainer final : public client::Trainer {
 
   std::function<void(int task_index)> before_train;
   std::function<absl::Status(int task_index)> fail_train;
+  // Sees the hyperparameters of each training task.
+  std::function<void(const client::TrainingParams&)> on_params;
 
   uint64_t train_examples() const override { return examples_; }
   uint64_t test_examples() const override { return 10; }
