@@ -36,6 +36,8 @@ config::ModelSpec SpecFromProto(const cohort::v1::ModelSpec& proto) {
   spec.arch = proto.arch();
   spec.inputs = proto.inputs();
   spec.hidden.assign(proto.hidden().begin(), proto.hidden().end());
+  spec.input_shape.assign(proto.input_shape().begin(), proto.input_shape().end());
+  spec.channels.assign(proto.channels().begin(), proto.channels().end());
   spec.classes = proto.classes();
   return spec;
 }

@@ -5,13 +5,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/dp_sgd.h"
+#include "absl/strings/str_join.h"
 #include "common/crypto/secure_sampler.h"
+#include "common/data/site_data.h"
 #include "common/model/torch_model.h"
 
 namespace cohort::client {
 namespace {
 
-// Trains and evaluates built-in models with LibTorch on an in-memory tabular split.
+// Evaluation runs over the held-out set in batches of this many rows (a CNN's activations for
+// a whole test set would take gigabytes).
+constexpr int64_t kEvalBatch = 512;
+
+// Trains and evaluates built-in models with LibTorch on an in-memory split (rows of a table,
+// or flattened images whose shape the data records).
 class TorchTrainer final : public Trainer {
  public:
   TorchTrainer(data::TrainTestSplit split, uint64_t seed, std::optional<uint64_t> noise_seed)
@@ -21,6 +28,7 @@ class TorchTrainer final : public Trainer {
     test_x_ = ToTensor(split.test);
     test_y_ = torch::tensor(split.test.labels, torch::kInt64);
     num_features_ = split.train.cols();
+    shape_ = split.train.shape;
     max_label_ = 0;
     for (int64_t y : split.train.labels) max_label_ = std::max(max_label_, y);
     for (int64_t y : split.test.labels) max_label_ = std::max(max_label_, y);
@@ -32,6 +40,13 @@ class TorchTrainer final : public Trainer {
 
   absl::Status CheckModel(const config::ModelSpec& spec,
                           const tensor::ParameterLayout& layout) const override {
+    // The spec comes from the coordinator: check its bounds before building anything from it.
+    if (absl::Status s = config::CheckModelSpec(spec); !s.ok()) return s;
+    if (spec.arch == "cnn" && !shape_.empty() && spec.input_shape != shape_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the federation's cnn takes ", absl::StrJoin(spec.input_shape, "x"),
+          " images but this site's images are ", absl::StrJoin(shape_, "x")));
+    }
     if (spec.inputs != num_features_) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the federation's model takes ", spec.inputs, " inputs but this site's data has ",
@@ -43,14 +58,11 @@ class TorchTrainer final : public Trainer {
                                                      " classes"));
     }
     torch::nn::Sequential module = model::BuildModule(spec);
-    std::vector<tensor::TensorSpec> specs;
-    for (const auto& p : module->named_parameters()) {
-      specs.push_back({p.key(), p.value().sizes().vec()});
-    }
-    if (tensor::ParameterLayout(specs).Fingerprint() != layout.Fingerprint()) {
+    const tensor::ParameterLayout built = model::ModuleLayout(module);
+    if (built.Fingerprint() != layout.Fingerprint()) {
       return absl::InvalidArgumentError(
           absl::StrCat("model layout mismatch: coordinator sent ", layout.Fingerprint(),
-                       ", this site builds ", tensor::ParameterLayout(specs).Fingerprint()));
+                       ", this site builds ", built.Fingerprint()));
     }
     return absl::OkStatus();
   }
@@ -64,7 +76,8 @@ class TorchTrainer final : public Trainer {
       torch::nn::Sequential module = model::BuildModule(spec);
       if (absl::Status s = model::LoadFlatParameters(module, layout, global); !s.ok()) return s;
       module->train();
-      if (params.dp) return TrainWithDp(module, global, params, start);
+      const torch::Tensor train_x = model::ModelInput(spec, train_x_);
+      if (params.dp) return TrainWithDp(module, train_x, global, params, start);
       torch::optim::SGD optimizer(module->parameters(),
                                   torch::optim::SGDOptions(params.learning_rate));
       // FedProx: the gradient of (mu / 2) ||w - w_global||^2 is added to each step's.
@@ -81,7 +94,7 @@ class TorchTrainer final : public Trainer {
         double loss_sum = 0;
         for (int64_t begin = 0; begin < n; begin += params.batch_size) {
           torch::Tensor idx = order.slice(0, begin, std::min(n, begin + params.batch_size));
-          torch::Tensor x = train_x_.index_select(0, idx);
+          torch::Tensor x = train_x.index_select(0, idx);
           torch::Tensor y = train_y_.index_select(0, idx);
           optimizer.zero_grad();
           torch::Tensor loss = torch::nn::functional::cross_entropy(module->forward(x), y);
@@ -123,19 +136,41 @@ class TorchTrainer final : public Trainer {
       EvalResult result;
       result.examples = static_cast<uint64_t>(test_x_.size(0));
       if (result.examples == 0) return result;
-      torch::Tensor logits = module->forward(test_x_);
-      result.loss = torch::nn::functional::cross_entropy(logits, test_y_).item<double>();
-      torch::Tensor predicted = logits.argmax(1);
-      result.correct = static_cast<uint64_t>(predicted.eq(test_y_).sum().item<int64_t>());
-      if (logits.size(1) == 2) {
-        torch::Tensor score = torch::softmax(logits, 1).select(1, 1).contiguous().to(torch::kFloat);
+      const torch::Tensor test_x = model::ModelInput(spec, test_x_);
+      const int64_t n = test_x.size(0);
+      double loss_sum = 0;
+      int64_t correct = 0;
+      // Two-class models also keep P(y = 1) and the decision of every example (binary metrics).
+      std::vector<float> scores;
+      std::vector<bool> decisions;
+      for (int64_t begin = 0; begin < n; begin += kEvalBatch) {
+        const int64_t end = std::min(n, begin + kEvalBatch);
+        torch::Tensor logits = module->forward(test_x.slice(0, begin, end));
+        torch::Tensor y = test_y_.slice(0, begin, end);
+        loss_sum += torch::nn::functional::cross_entropy(
+                        logits, y,
+                        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                        .item<double>();
+        torch::Tensor predicted = logits.argmax(1);
+        correct += predicted.eq(y).sum().item<int64_t>();
+        if (logits.size(1) == 2) {
+          torch::Tensor score =
+              torch::softmax(logits, 1).select(1, 1).contiguous().to(torch::kFloat);
+          torch::Tensor positive = predicted.eq(1).contiguous();
+          const float* s = score.data_ptr<float>();
+          const bool* p = positive.data_ptr<bool>();
+          for (int64_t i = 0; i < end - begin; ++i) {
+            scores.push_back(s[i]);
+            decisions.push_back(p[i]);
+          }
+        }
+      }
+      result.loss = loss_sum / static_cast<double>(n);
+      result.correct = static_cast<uint64_t>(correct);
+      if (!scores.empty()) {
         torch::Tensor labels = test_y_.to(torch::kInt64).contiguous();
-        torch::Tensor positive = predicted.eq(1).contiguous();
-        std::vector<bool> decisions(static_cast<size_t>(positive.size(0)));
-        const bool* p = positive.data_ptr<bool>();
-        for (size_t i = 0; i < decisions.size(); ++i) decisions[i] = p[i];
         absl::StatusOr<data::BinaryMetrics> binary = data::ComputeBinaryMetrics(
-            absl::MakeConstSpan(score.data_ptr<float>(), static_cast<size_t>(score.size(0))),
+            scores,
             absl::MakeConstSpan(labels.data_ptr<int64_t>(), static_cast<size_t>(labels.size(0))),
             decisions);
         if (!binary.ok()) return binary.status();
@@ -150,9 +185,10 @@ class TorchTrainer final : public Trainer {
  private:
   // DP-SGD: epochs x ceil(n / batch) Poisson-sampled steps at q = batch / n.
   absl::StatusOr<TrainResult> TrainWithDp(torch::nn::Sequential& module,
+                                          const torch::Tensor& train_x,
                                           const std::vector<float>& global,
                                           const TrainingParams& params, absl::Time start) {
-    const int64_t n = train_x_.size(0);
+    const int64_t n = train_x.size(0);
     if (n == 0) return absl::FailedPreconditionError("no training data");
     if (noise_ == nullptr) {
       absl::StatusOr<std::unique_ptr<crypto::SecureSampler>> sampler =
@@ -169,7 +205,7 @@ class TorchTrainer final : public Trainer {
     config.learning_rate = params.learning_rate;
     config.steps = plan.steps;
     config.proximal_mu = params.proximal_mu;
-    absl::StatusOr<DpSgdStats> stats = RunDpSgd(module, train_x_, train_y_, config, *noise_);
+    absl::StatusOr<DpSgdStats> stats = RunDpSgd(module, train_x, train_y_, config, *noise_);
     if (!stats.ok()) return stats.status();
     TrainResult result;
     std::vector<float> trained = model::FlattenParameters(module);
@@ -195,6 +231,7 @@ class TorchTrainer final : public Trainer {
   uint64_t round_counter_ = 0;
   torch::Tensor train_x_, train_y_, test_x_, test_y_;
   int64_t num_features_ = 0;
+  std::vector<int64_t> shape_;  // one row's image shape; empty for tables
   int64_t max_label_ = 0;
 };
 
@@ -208,20 +245,10 @@ std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(data::TrainTestSplit split, u
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const config::DataConfig& data_config,
                                                           int64_t threads, uint64_t seed,
                                                           std::optional<uint64_t> noise_seed) {
-  absl::StatusOr<data::Dataset> dataset = data::LoadCsv(data_config.path, data_config.label);
-  if (!dataset.ok()) return dataset.status();
-  data::TrainTestSplit split =
-      data::SplitTrainTest(*dataset, data_config.test_fraction, data_config.split_seed);
-  if (split.train.rows() == 0 || split.test.rows() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(data_config.path, ": too few rows (",
-                                                   dataset->rows(),
-                                                   ") for a train and a test split"));
-  }
-  data::Standardizer standardizer = data::Standardizer::Fit(split.train);
-  standardizer.Apply(&split.train);
-  standardizer.Apply(&split.test);
+  absl::StatusOr<data::TrainTestSplit> split = data::LoadSiteData(data_config);
+  if (!split.ok()) return split.status();
   torch::set_num_threads(static_cast<int>(threads));
-  return MakeTorchTrainerFromSplit(std::move(split), seed, noise_seed);
+  return MakeTorchTrainerFromSplit(std::move(*split), seed, noise_seed);
 }
 
 }  // namespace cohort::client

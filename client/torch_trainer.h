@@ -11,9 +11,10 @@
 
 namespace cohort::client {
 
-// Builds the LibTorch trainer for a site's data: loads the CSV, splits off the held-out test
-// part (stratified, seeded), standardises both with statistics of the site's own training
-// rows, and trains with minibatch SGD and cross-entropy.
+// Builds the LibTorch trainer for a site's data (data::LoadSiteData: a CSV table standardized
+// with the site's own training statistics, or IDX images in [0, 1]; the held-out part split
+// off stratified and seeded, or read from test files), and trains with minibatch SGD and
+// cross-entropy. A cnn sees each row as a [channels, height, width] image.
 // `noise_seed` (simulations and tests only) makes DP-SGD's sampling and noise reproducible;
 // without it they are keyed from the OS.
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(

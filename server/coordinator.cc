@@ -323,6 +323,8 @@ cohort::v1::ModelRef Coordinator::MakeModelRef(const ModelBlob& blob) const {
   spec->set_arch(config_.model.arch);
   spec->set_inputs(config_.model.inputs);
   for (int64_t h : config_.model.hidden) spec->add_hidden(h);
+  for (int64_t d : config_.model.input_shape) spec->add_input_shape(d);
+  for (int64_t c : config_.model.channels) spec->add_channels(c);
   spec->set_classes(config_.model.classes);
   return ref;
 }

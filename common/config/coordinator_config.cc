@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -17,6 +18,93 @@
 #include "common/util/files.h"
 
 namespace cohort::config {
+namespace {
+
+// Bounds of the built-in models.
+constexpr int64_t kMaxWidth = 1 << 24;
+constexpr int64_t kMaxClasses = 1 << 20;
+constexpr int64_t kMaxImageSide = 1 << 16;
+constexpr int64_t kMaxChannels = 1 << 16;
+constexpr size_t kMaxConvBlocks = 8;
+// ModelParameterCount's answer for anything beyond the limit.
+constexpr int64_t kOver = kMaxModelParameters + 1;
+
+}  // namespace
+
+int64_t CnnFlatFeatures(const ModelSpec& spec) {
+  if (spec.input_shape.size() != 3 || spec.channels.empty()) return 0;
+  int64_t height = spec.input_shape[1];
+  int64_t width = spec.input_shape[2];
+  for (size_t i = 0; i < spec.channels.size() && height > 0 && width > 0; ++i) {
+    height /= 2;  // 3x3 convolutions with padding 1 keep the size; 2x2 pooling floors
+    width /= 2;
+  }
+  if (height <= 0 || width <= 0) return 0;
+  return spec.channels.back() * height * width;
+}
+
+int64_t ModelParameterCount(const ModelSpec& spec) {
+  // Every factor below is at most 2^24, so each product fits in int64 before the check.
+  int64_t total = 0;
+  auto add = [&total](int64_t weights, int64_t biases) {
+    total = std::min(kOver, total + weights + biases);
+  };
+  int64_t in = spec.inputs;
+  if (spec.arch == "cnn") {
+    int64_t channels_in = spec.input_shape.empty() ? 0 : spec.input_shape[0];
+    for (int64_t out : spec.channels) {
+      add(std::min(kOver, out * channels_in) * 9, out);
+      channels_in = out;
+    }
+    in = std::min(kOver, CnnFlatFeatures(spec));
+  }
+  for (int64_t width : spec.hidden) {
+    add(std::min(kOver, in * width), width);
+    in = width;
+  }
+  add(std::min(kOver, in * spec.classes), spec.classes);
+  return total;
+}
+
+absl::Status CheckModelSpec(const ModelSpec& spec) {
+  auto bad = [](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("model spec: ", why));
+  };
+  auto in_range = [](const std::vector<int64_t>& v, int64_t max) {
+    return std::all_of(v.begin(), v.end(), [max](int64_t x) { return x >= 1 && x <= max; });
+  };
+  if (spec.arch != "logreg" && spec.arch != "mlp" && spec.arch != "cnn") {
+    return bad(absl::StrCat("unknown arch '", spec.arch, "'"));
+  }
+  if (spec.classes < 2 || spec.classes > kMaxClasses) {
+    return bad(absl::StrCat("classes ", spec.classes, " is not in 2..", kMaxClasses));
+  }
+  if (!in_range(spec.hidden, kMaxWidth)) return bad("a hidden layer size is out of range");
+  if (spec.arch == "logreg" && !spec.hidden.empty()) return bad("logreg has no hidden layers");
+  if (spec.arch == "mlp" && spec.hidden.empty()) return bad("mlp needs a hidden layer");
+  if (spec.arch == "cnn") {
+    if (spec.input_shape.size() != 3 || !in_range(spec.input_shape, kMaxImageSide)) {
+      return bad("cnn needs input_shape [channels, height, width] with sizes in range");
+    }
+    if (spec.channels.empty() || spec.channels.size() > kMaxConvBlocks ||
+        !in_range(spec.channels, kMaxChannels)) {
+      return bad(absl::StrCat("cnn needs 1 to ", kMaxConvBlocks, " channel counts in range"));
+    }
+    if (spec.inputs != spec.input_shape[0] * spec.input_shape[1] * spec.input_shape[2]) {
+      return bad("cnn inputs must be the product of input_shape");
+    }
+    if (CnnFlatFeatures(spec) == 0) return bad("the images are too small for the cnn's blocks");
+  } else if (!spec.input_shape.empty() || !spec.channels.empty()) {
+    return bad("input_shape and channels are only for cnn");
+  }
+  if (spec.inputs < 1 || spec.inputs > kMaxWidth) {
+    return bad(absl::StrCat("inputs ", spec.inputs, " is not in 1..", kMaxWidth));
+  }
+  if (ModelParameterCount(spec) > kMaxModelParameters) {
+    return bad(absl::StrCat("more than ", kMaxModelParameters, " parameters"));
+  }
+  return absl::OkStatus();
+}
 
 std::string ReadId(MapReader& reader, const std::string& key) {
   std::string id = reader.String(key);
@@ -97,15 +185,58 @@ namespace {
 
 ModelSpec ReadModel(MapReader model) {
   ModelSpec spec;
-  spec.arch = model.Enum("arch", std::nullopt, {"logreg", "mlp"});
-  spec.inputs = model.Int("inputs", std::nullopt, 1, 1 << 24);
-  spec.hidden = model.IntList("hidden", 1, 1 << 24);
-  spec.classes = model.Int("classes", std::nullopt, 2, 1 << 20);
+  spec.arch = model.Enum("arch", std::nullopt, {"logreg", "mlp", "cnn"});
+  if (spec.arch == "cnn") {
+    if (model.Has("inputs")) {
+      model.Fail("inputs", "cnn takes input_shape: [channels, height, width] instead");
+    }
+    model.Int("inputs", 0, 0, 0);  // marks the key as known
+    spec.input_shape = model.IntList("input_shape", 1, kMaxImageSide);
+    spec.channels = model.IntList("channels", 1, kMaxChannels);
+    if (!model.Has("input_shape")) {
+      model.Fail("input_shape", "required key is missing (cnn: [channels, height, width], "
+                                "e.g. [1, 28, 28])");
+    } else if (spec.input_shape.size() != 3) {
+      model.Fail("input_shape", absl::StrCat("needs 3 entries [channels, height, width], got ",
+                                             spec.input_shape.size()));
+    }
+    if (!model.Has("channels")) {
+      model.Fail("channels", "required key is missing (cnn: output channels of each "
+                             "convolution block, e.g. [16, 32])");
+    } else if (spec.channels.empty() || spec.channels.size() > kMaxConvBlocks) {
+      model.Fail("channels", absl::StrCat("list 1 to ", kMaxConvBlocks, " convolution blocks"));
+    }
+    if (spec.input_shape.size() == 3 && !spec.channels.empty() &&
+        spec.channels.size() <= kMaxConvBlocks) {
+      spec.inputs = spec.input_shape[0] * spec.input_shape[1] * spec.input_shape[2];
+      if (spec.inputs > kMaxWidth) {
+        model.Fail("input_shape", absl::StrCat("has ", spec.inputs, " values per example; at "
+                                               "most ", kMaxWidth));
+      } else if (CnnFlatFeatures(spec) == 0) {
+        model.Fail("channels", absl::StrCat(
+            spec.channels.size(), " blocks halve the image ", spec.channels.size(),
+            " times: input_shape needs a height and width of at least ",
+            int64_t{1} << spec.channels.size()));
+      }
+    }
+  } else {
+    spec.inputs = model.Int("inputs", std::nullopt, 1, kMaxWidth);
+    for (const char* key : {"input_shape", "channels"}) {
+      if (model.Has(key)) model.Fail(key, "only for arch: cnn");
+      model.IntList(key, 0, 0);  // marks the key as known
+    }
+  }
+  spec.hidden = model.IntList("hidden", 1, kMaxWidth);
+  spec.classes = model.Int("classes", std::nullopt, 2, kMaxClasses);
   if (spec.arch == "logreg" && !spec.hidden.empty()) {
     model.Fail("hidden", "logreg has no hidden layers; remove 'hidden' or use arch: mlp");
   }
   if (spec.arch == "mlp" && spec.hidden.empty() && model.Has("arch")) {
     model.Fail("hidden", "mlp needs at least one hidden layer size, e.g. hidden: [32]");
+  }
+  if (spec.inputs > 0 && ModelParameterCount(spec) > kMaxModelParameters) {
+    model.Fail("arch", absl::StrCat("the model has more than ", kMaxModelParameters,
+                                    " parameters (1 GiB of float32); make it smaller"));
   }
   model.Finish();
   return spec;

@@ -40,13 +40,32 @@ struct HttpConfig {
   std::string listen;  // "host:port"; empty: no HTTP port
 };
 
-// A built-in model architecture. `logreg` has no hidden layers; `mlp` has ReLU hidden layers.
+// A built-in model architecture. `logreg` has no hidden layers; `mlp` has ReLU hidden layers;
+// `cnn` has one block per entry of `channels` (3x3 convolution with padding 1, ReLU, 2x2
+// max-pooling) on input_shape images, then the ReLU hidden layers and the output layer.
 struct ModelSpec {
   std::string arch = "mlp";
-  int64_t inputs = 0;
+  int64_t inputs = 0;  // cnn: the product of input_shape
   std::vector<int64_t> hidden;
   int64_t classes = 2;
+  std::vector<int64_t> input_shape;  // cnn only: {channels, height, width}
+  std::vector<int64_t> channels;     // cnn only: output channels of each convolution block
 };
+
+// Largest built-in model: 2^28 parameters (1 GiB of float32).
+inline constexpr int64_t kMaxModelParameters = int64_t{1} << 28;
+
+// cnn: the values the convolution blocks hand to the first Linear layer (last channel count x
+// height x width after the poolings); 0 when the images are too small for the blocks.
+int64_t CnnFlatFeatures(const ModelSpec& spec);
+
+// The number of parameters of a built-in model; kMaxModelParameters + 1 for anything larger.
+int64_t ModelParameterCount(const ModelSpec& spec);
+
+// Checks a spec's structure and bounds as the config reader does (known arch, sizes, cnn
+// geometry, at most kMaxModelParameters): for specs from elsewhere, e.g. a site checks what
+// the coordinator sends before it builds the model. InvalidArgument says what is wrong.
+absl::Status CheckModelSpec(const ModelSpec& spec);
 
 // How many rounds to run and how long each stage may take.
 struct RoundsConfig {

@@ -16,6 +16,7 @@ namespace cohort::data {
 Dataset Dataset::Subset(const std::vector<int64_t>& indices) const {
   Dataset out;
   out.feature_names = feature_names;
+  out.shape = shape;
   const int64_t n_cols = cols();
   out.features.reserve(indices.size() * n_cols);
   out.labels.reserve(indices.size());

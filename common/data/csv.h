@@ -14,6 +14,9 @@ struct Dataset {
   std::vector<std::string> feature_names;
   std::vector<float> features;
   std::vector<int64_t> labels;
+  // The shape of one row when rows are images ({channels, height, width}, whose product is
+  // cols()); empty for tables.
+  std::vector<int64_t> shape;
 
   int64_t rows() const { return static_cast<int64_t>(labels.size()); }
   int64_t cols() const { return static_cast<int64_t>(feature_names.size()); }

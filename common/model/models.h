@@ -14,12 +14,13 @@
 // initialisation (checkpoints: common/model/checkpoint.h).
 namespace cohort::model {
 
-// Parameter names and shapes of a built-in model: Linear layers fc0, fc1, ... with
-// weight [out, in] and bias [out], in that order.
+// Parameter names and shapes of a built-in model, in this order: for cnn, convolutions conv0,
+// conv1, ... with weight [out, in, 3, 3] and bias [out]; then Linear layers fc0, fc1, ... with
+// weight [out, in] and bias [out]. `spec` must pass config::CheckModelSpec.
 tensor::ParameterLayout LayoutFor(const config::ModelSpec& spec);
 
 // Freshly initialised parameters for `spec`, flattened in layout order, drawn like LibTorch's
-// default Linear initialisation (uniform in +-1/sqrt(fan_in)). Deterministic for a seed.
+// default Linear and Conv2d initialisation (uniform in +-1/sqrt(fan_in)). Deterministic for a seed.
 std::vector<float> InitialParameters(const config::ModelSpec& spec, uint64_t seed);
 
 }  // namespace cohort::model

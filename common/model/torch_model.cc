@@ -9,6 +9,20 @@ namespace cohort::model {
 torch::nn::Sequential BuildModule(const config::ModelSpec& spec) {
   torch::nn::Sequential seq;
   int64_t in = spec.inputs;
+  if (spec.arch == "cnn") {
+    int64_t channels_in = spec.input_shape.at(0);
+    for (size_t i = 0; i < spec.channels.size(); ++i) {
+      seq->push_back(absl::StrCat("conv", i),
+                     torch::nn::Conv2d(torch::nn::Conv2dOptions(channels_in, spec.channels[i], 3)
+                                           .padding(1)));
+      seq->push_back(absl::StrCat("conv_relu", i), torch::nn::ReLU());
+      seq->push_back(absl::StrCat("pool", i),
+                     torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+      channels_in = spec.channels[i];
+    }
+    seq->push_back("flatten", torch::nn::Flatten());
+    in = config::CnnFlatFeatures(spec);
+  }
   for (size_t i = 0; i < spec.hidden.size(); ++i) {
     seq->push_back(absl::StrCat("fc", i), torch::nn::Linear(in, spec.hidden[i]));
     seq->push_back(absl::StrCat("relu", i), torch::nn::ReLU());
@@ -16,6 +30,11 @@ torch::nn::Sequential BuildModule(const config::ModelSpec& spec) {
   }
   seq->push_back(absl::StrCat("fc", spec.hidden.size()), torch::nn::Linear(in, spec.classes));
   return seq;
+}
+
+torch::Tensor ModelInput(const config::ModelSpec& spec, const torch::Tensor& rows) {
+  if (spec.arch != "cnn" || rows.dim() != 2) return rows;
+  return rows.view({rows.size(0), spec.input_shape[0], spec.input_shape[1], spec.input_shape[2]});
 }
 
 absl::Status LoadFlatParameters(torch::nn::Sequential& module,
@@ -55,6 +74,14 @@ std::vector<float> FlattenParameters(torch::nn::Sequential& module) {
     out.insert(out.end(), data, data + c.numel());
   }
   return out;
+}
+
+tensor::ParameterLayout ModuleLayout(torch::nn::Sequential& module) {
+  std::vector<tensor::TensorSpec> specs;
+  for (const auto& p : module->named_parameters(/*recurse=*/true)) {
+    specs.push_back({p.key(), p.value().sizes().vec()});
+  }
+  return tensor::ParameterLayout(std::move(specs));
 }
 
 }  // namespace cohort::model

@@ -12,9 +12,15 @@
 
 namespace cohort::model {
 
-// Builds the module for a built-in architecture: Linear layers named fc0, fc1, ... with ReLU
-// between them; the output is class logits.
+// Builds the module for a built-in architecture: for cnn, blocks of Conv2d (conv0, conv1, ...;
+// 3x3, padding 1), ReLU and 2x2 MaxPool2d, then a Flatten, on [batch, channels, height, width]
+// inputs; then Linear layers named fc0, fc1, ... with ReLU between them. The output is class
+// logits. Parameters are registered in model::LayoutFor's order, under its names.
 torch::nn::Sequential BuildModule(const config::ModelSpec& spec);
+
+// The model's view of a batch of rows [batch, inputs]: [batch, channels, height, width] for
+// cnn, the rows themselves otherwise.
+torch::Tensor ModelInput(const config::ModelSpec& spec, const torch::Tensor& rows);
 
 // Copies flat float32 values (layout order) into the module's parameters. InvalidArgument
 // when the module's parameters do not match `layout`.
@@ -24,6 +30,9 @@ absl::Status LoadFlatParameters(torch::nn::Sequential& module,
 
 // The module's parameters flattened in registration order.
 std::vector<float> FlattenParameters(torch::nn::Sequential& module);
+
+// The module's parameter names and shapes in registration order.
+tensor::ParameterLayout ModuleLayout(torch::nn::Sequential& module);
 
 }  // namespace cohort::model
 

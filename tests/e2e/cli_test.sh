@@ -19,6 +19,17 @@ for s in hospital-a hospital-b hospital-c; do
 done
 "$BIN/cohortctl" data split --input "$ROOT/data/wdbc.csv" --label malignant --sites 3 \
   --scheme label-skew --seed 7 --out "$WORK/data" --names hospital-a,hospital-b,hospital-c >/dev/null
+# The other example federations: a certificate for every site named in configs/, the banks'
+# CSV files and the Fashion-MNIST sites' IDX files (a small subset: the check loads them).
+# shellcheck source=scripts/federation_lib.sh
+source "$ROOT/scripts/federation_lib.sh"
+for s in $(sed -n 's/^site: //p' "$ROOT"/configs/*/*.yaml | sort -u); do
+  if [ ! -f "$WORK/pki/$s.pem" ]; then
+    "$BIN/cohortctl" pki issue --dir "$WORK/pki" --federation demo --site "$s" >/dev/null
+  fi
+done
+fed_data_bank "$WORK/data" >/dev/null
+fed_data_fashion_mnist "$WORK/data" 600 >/dev/null
 
 # Every example config in configs/ loads: coordinator files with the coordinator, site files
 # (those with a `site:` key) with the client, which also loads the site's data.
@@ -76,6 +87,71 @@ set +e
 set -e
 check "unknown split scheme exits 2" test "$code" -eq 2
 check "unknown split scheme is explained" grep -q "unknown scheme 'wobbly'" "$WORK/err"
+# cohortctl data split on IDX images: per-site image and label files (gzipped by default,
+# plain with --no-gzip), every image dealt once with its label, the histogram printed, the
+# same seed giving the same files.
+"$PY" - "$WORK/idx" <<'PY'
+import gzip, os, struct, sys
+out = sys.argv[1]
+os.makedirs(out)
+n, rows, cols = 90, 3, 2
+images = bytes((i * 5 + p) % 256 for i in range(n) for p in range(rows * cols))
+labels = bytes(i % 3 for i in range(n))
+with gzip.open(f"{out}/images.gz", "wb") as f:
+    f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, n, rows, cols) + images)
+with open(f"{out}/labels", "wb") as f:
+    f.write(struct.pack(">BBBBI", 0, 0, 8, 1, n) + labels)
+with open(f"{out}/short-labels", "wb") as f:
+    f.write(struct.pack(">BBBBI", 0, 0, 8, 1, n - 1) + labels[:-1])
+PY
+split_idx() {
+  "$BIN/cohortctl" data split --images "$WORK/idx/images.gz" --labels "$WORK/idx/labels" \
+    --sites 3 --scheme dirichlet:0.5 --seed 4 "$@"
+}
+out=$(split_idx --out "$WORK/idx/a" 2>&1) || true
+check "IDX split prints a label histogram per site: $out" \
+  test "$(grep -cE '^site-[012]	[0-9]+	[0-2]:[0-9]+' <<<"$out")" -eq 3
+split_idx --out "$WORK/idx/b" >/dev/null
+split_idx --out "$WORK/idx/plain" --no-gzip --limit 60 >/dev/null
+check "IDX split with the same seed writes the same files" diff -r "$WORK/idx/a" "$WORK/idx/b"
+check "IDX split deals every image once, with its label, as valid IDX files" \
+  "$PY" - "$WORK/idx" <<'PY'
+import gzip, struct, sys
+d = sys.argv[1]
+def read(path, dims):
+    raw = open(path, "rb").read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    assert raw[:4] == bytes([0, 0, 8, dims]), raw[:4]
+    shape = struct.unpack(">" + "I" * dims, raw[4:4 + 4 * dims])
+    return shape, raw[4 + 4 * dims:]
+for sub, n, gz in (("a", 90, ".gz"), ("plain", 60, "")):
+    seen = []
+    for s in range(3):
+        (count, rows, cols), pixels = read(f"{d}/{sub}/site-{s}-images-idx3-ubyte{gz}", 3)
+        (lcount,), labels = read(f"{d}/{sub}/site-{s}-labels-idx1-ubyte{gz}", 1)
+        assert (rows, cols) == (3, 2) and count == lcount and len(pixels) == count * 6
+        for k in range(count):
+            image = pixels[k * 6:(k + 1) * 6]
+            i = next(j for j in range(90) if bytes((j * 5 + p) % 256 for p in range(6)) == image)
+            assert labels[k] == i % 3
+            seen.append(i)
+    assert sorted(seen) == list(range(n)), (sub, sorted(seen))
+    if gz == "":
+        assert open(f"{d}/{sub}/site-0-images-idx3-ubyte", "rb").read(2) != b"\x1f\x8b"
+PY
+set +e
+"$BIN/cohortctl" data split --images "$WORK/idx/images.gz" --labels "$WORK/idx/short-labels" \
+  --sites 3 --out "$WORK/idx/c" >/dev/null 2>"$WORK/err"; code=$?
+set -e
+check "IDX split of mismatched files exits 1" test "$code" -eq 1
+check "IDX split names the file and the counts" grep -q "short-labels: 89 labels for the 90 images" "$WORK/err"
+set +e
+"$BIN/cohortctl" data split --images "$WORK/idx/images.gz" --sites 3 --out "$WORK/idx/d" \
+  >/dev/null 2>"$WORK/err"; code=$?
+set -e
+check "IDX split without --labels exits 2" test "$code" -eq 2
+check "IDX split without --labels says so" grep -q "\-\-labels (the IDX label file) is required" "$WORK/err"
 set +e
 "$BIN/cohortctl" rounds --state-dir "$WORK/no-state" >/dev/null 2>"$WORK/err"; code=$?
 set -e
