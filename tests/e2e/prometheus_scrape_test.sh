@@ -6,7 +6,7 @@
 # what the Admin API reports: committed rounds, connected sites, the paused flag, each
 # site's epsilon, and the stage-duration histograms of the secure stages.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-source "$ROOT/scripts/demo_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/paused_demo_lib.sh"
 
 PROMETHEUS=$(command -v prometheus || true)
 if [ -z "$PROMETHEUS" ]; then
@@ -15,27 +15,7 @@ if [ -z "$PROMETHEUS" ]; then
   exit 1
 fi
 
-DEMO=$WORK/demo
-PORT=$(free_port)
-CONFIGS=$ROOT/configs/demo-dp
-ROUNDS=100000
-DP=1
-demo_prepare >/dev/null
-ADMIN=(--coordinator "127.0.0.1:$PORT" --cert "$DEMO/pki/admin-ops.pem"
-       --key "$DEMO/pki/admin-ops.key" --ca "$DEMO/pki/ca.pem")
-
-"$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &
-COORDINATOR=$!
-for site in "${SITES[@]}"; do
-  "$BIN/cohort-client" --config "$DEMO/$site.yaml" >"$DEMO/logs/$site.log" 2>&1 &
-done
-HTTP=""
-for _ in $(seq 1 100); do
-  HTTP=$(sed -n -E 's/.*stage=start http port ([0-9]+).*/\1/p' "$DEMO/logs/coordinator.log" | head -n 1)
-  [ -n "$HTTP" ] && break
-  sleep 0.1
-done
-check "the coordinator serves HTTP" test -n "$HTTP"
+check "the demo ran 3 rounds and paused" start_paused_demo 3 "scrape test"
 
 PROM_PORT=$(free_port)
 cat >"$WORK/prometheus.yml" <<YAML
@@ -46,19 +26,6 @@ scrape_configs:
 YAML
 "$PROMETHEUS" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prometheus-data" \
   --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$WORK/prometheus.log" 2>&1 &
-
-# Three committed rounds, then pause so that the figures stop moving.
-for _ in $(seq 1 1200); do
-  [ "$(grep -c 'stage=commit' "$DEMO/logs/coordinator.log")" -ge 3 ] && break
-  sleep 0.1
-done
-"$BIN/cohortctl" pause "${ADMIN[@]}" --reason "scrape test" >/dev/null
-for _ in $(seq 1 600); do
-  "$BIN/cohortctl" status "${ADMIN[@]}" --json >"$WORK/status.json"
-  "$PY" -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["stage"] == "paused" else 1)' \
-    "$WORK/status.json" && break
-  sleep 0.2
-done
 
 check "Prometheus scraped the coordinator and agrees with the Admin API" \
   "$PY" - "$PROM_PORT" "$WORK/status.json" <<'PY'
@@ -111,10 +78,5 @@ assert value("cohort_coordinator_sent_bytes_total") > 0
 print(f"Prometheus agrees: {committed} committed rounds, epsilon {scraped}")
 PY
 
-kill -TERM "$COORDINATOR"
-set +e
-timeout 60 tail --pid="$COORDINATOR" -f /dev/null
-wait "$COORDINATOR"; code=$?
-set -e
-check "coordinator exits 0 on SIGTERM" test "$code" -eq 0
+check "coordinator exits 0 on SIGTERM" stop_demo_coordinator
 finish

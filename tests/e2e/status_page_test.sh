@@ -6,7 +6,7 @@
 # plots with one line per site) and the screenshot (a PNG of the requested size that is not
 # blank). The screenshot is kept as $COHORT_STATUS_SCREENSHOT when that is set (docs/).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-source "$ROOT/scripts/demo_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/paused_demo_lib.sh"
 
 CHROMIUM=$(command -v chromium || true)
 if [ -z "$CHROMIUM" ]; then
@@ -15,38 +15,7 @@ if [ -z "$CHROMIUM" ]; then
   exit 1
 fi
 
-DEMO=$WORK/demo
-PORT=$(free_port)
-CONFIGS=$ROOT/configs/demo-dp
-ROUNDS=100000
-DP=1
-demo_prepare >/dev/null
-ADMIN=(--coordinator "127.0.0.1:$PORT" --cert "$DEMO/pki/admin-ops.pem"
-       --key "$DEMO/pki/admin-ops.key" --ca "$DEMO/pki/ca.pem")
-
-"$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &
-COORDINATOR=$!
-for site in "${SITES[@]}"; do
-  "$BIN/cohort-client" --config "$DEMO/$site.yaml" >"$DEMO/logs/$site.log" 2>&1 &
-done
-HTTP=""
-for _ in $(seq 1 100); do
-  HTTP=$(sed -n -E 's/.*stage=start http port ([0-9]+).*/\1/p' "$DEMO/logs/coordinator.log" | head -n 1)
-  [ -n "$HTTP" ] && break
-  sleep 0.1
-done
-check "the coordinator serves HTTP" test -n "$HTTP"
-for _ in $(seq 1 1200); do
-  [ "$(grep -c 'stage=commit' "$DEMO/logs/coordinator.log")" -ge 4 ] && break
-  sleep 0.1
-done
-"$BIN/cohortctl" pause "${ADMIN[@]}" --reason "status page test" >/dev/null
-for _ in $(seq 1 600); do
-  "$BIN/cohortctl" status "${ADMIN[@]}" --json >"$WORK/status.json"
-  "$PY" -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["stage"] == "paused" else 1)' \
-    "$WORK/status.json" && break
-  sleep 0.2
-done
+check "the demo ran 4 rounds and paused" start_paused_demo 4 "status page test"
 
 # Headless Chromium as root needs --no-sandbox; its profile lives in the test's directory.
 browse() {
@@ -114,10 +83,5 @@ print(f"screenshot {width}x{height}, {len(colours)} colours sampled")
 PY
 if [ -n "${COHORT_STATUS_SCREENSHOT:-}" ]; then cp "$WORK/status.png" "$COHORT_STATUS_SCREENSHOT"; fi
 
-kill -TERM "$COORDINATOR"
-set +e
-timeout 60 tail --pid="$COORDINATOR" -f /dev/null
-wait "$COORDINATOR"; code=$?
-set -e
-check "coordinator exits 0 on SIGTERM" test "$code" -eq 0
+check "coordinator exits 0 on SIGTERM" stop_demo_coordinator
 finish

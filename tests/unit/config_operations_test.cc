@@ -1,47 +1,18 @@
 // The coordinator config's operational keys: http (status page, /metrics), health (the
 // plaintext gRPC health port for Kubernetes probes) and admins (who may call the Admin API).
-#include <sys/stat.h>
-
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "common/config/coordinator_config.h"
+#include "tests/support/coordinator_config_fixture.h"
 #include "tests/support/status_assertions.h"
-#include "tests/support/temp_dir.h"
 
 namespace cohort::config {
 namespace {
 
 using ::cohort::testing::RequireInvalid;
-using ::cohort::testing::TempDir;
-using ::cohort::testing::WriteTextFile;
-
-// A coordinator config with its TLS files in place; `extra` is appended at the top level.
-class OperationsConfig {
- public:
-  OperationsConfig() {
-    WriteTextFile(dir_.File("tls/ca.pem"), "ca\n");
-    WriteTextFile(dir_.File("tls/coordinator.pem"), "cert\n");
-    WriteTextFile(dir_.File("tls/coordinator.key"), "key\n");
-    REQUIRE(chmod(dir_.File("tls/coordinator.key").c_str(), 0600) == 0);
-  }
-  absl::StatusOr<CoordinatorConfig> Parse(const std::string& extra) const {
-    const std::string text =
-        "federation: demo\n"
-        "listen: 127.0.0.1:7443\n"
-        "tls: {ca: tls/ca.pem, cert: tls/coordinator.pem, key: tls/coordinator.key}\n"
-        "sites: [hospital-a]\n"
-        "state_dir: state\n"
-        "model: {arch: logreg, inputs: 4, classes: 2}\n"
-        "rounds: {count: 1}\n" +
-        extra;
-    return ParseCoordinatorConfig(text, "coord.yaml", dir_.path());
-  }
-
- private:
-  TempDir dir_;
-};
+using OperationsConfig = ::cohort::testing::CoordinatorConfigFixture;
 
 }  // namespace
 

@@ -1,47 +1,24 @@
 // aggregation.strategy and its hyperparameters (server optimizers, robust aggregation), and
 // training.proximal_mu (FedProx).
-#include <sys/stat.h>
-
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "common/config/coordinator_config.h"
+#include "tests/support/coordinator_config_fixture.h"
 #include "tests/support/status_assertions.h"
-#include "tests/support/temp_dir.h"
 
 namespace cohort::config {
 namespace {
 
 using ::cohort::testing::RequireInvalid;
-using ::cohort::testing::TempDir;
-using ::cohort::testing::WriteTextFile;
 
-// A coordinator config with three sites and its TLS files in place; `extra` is appended at
-// the top level.
-class StrategyConfig {
+// Three sites, min_clients 2 (secure aggregation needs them).
+class StrategyConfig : public ::cohort::testing::CoordinatorConfigFixture {
  public:
-  StrategyConfig() {
-    WriteTextFile(dir_.File("tls/ca.pem"), "ca\n");
-    WriteTextFile(dir_.File("tls/coordinator.pem"), "cert\n");
-    WriteTextFile(dir_.File("tls/coordinator.key"), "key\n");
-    REQUIRE(chmod(dir_.File("tls/coordinator.key").c_str(), 0600) == 0);
-  }
-  absl::StatusOr<CoordinatorConfig> Parse(const std::string& extra) const {
-    const std::string text =
-        "federation: demo\n"
-        "listen: 127.0.0.1:7443\n"
-        "tls: {ca: tls/ca.pem, cert: tls/coordinator.pem, key: tls/coordinator.key}\n"
-        "sites: [hospital-a, hospital-b, hospital-c]\n"
-        "state_dir: state\n"
-        "model: {arch: logreg, inputs: 4, classes: 2}\n"
-        "rounds: {count: 1, min_clients: 2}\n" +
-        extra;
-    return ParseCoordinatorConfig(text, "coord.yaml", dir_.path());
-  }
-
- private:
-  TempDir dir_;
+  StrategyConfig()
+      : CoordinatorConfigFixture("[hospital-a, hospital-b, hospital-c]",
+                                 "{count: 1, min_clients: 2}") {}
 };
 
 }  // namespace
