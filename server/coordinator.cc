@@ -212,6 +212,64 @@ Coordinator::Coordinator(config::CoordinatorConfig config,
     absl::StatusOr<dp::EpsilonAtOrder> epsilon = accountant.GetEpsilon(config_.privacy.delta);
     if (epsilon.ok()) metrics_.SetSiteEpsilon(site, epsilon->epsilon);
   }
+  // Best model and early-stopping counters from the history; best.pt is rewritten from the
+  // best round's checkpoint (a crash may have come between a commit and its best.pt).
+  if (absl::StatusOr<std::vector<state::RoundRecord>> committed = store_->ListRounds(true);
+      committed.ok()) {
+    for (const state::RoundRecord& record : *committed) {
+      NoteCommittedRound(record, nullptr).IgnoreError();  // writes nothing without a model
+    }
+    if (best_round_ != 0) {
+      absl::StatusOr<std::vector<float>> best =
+          model::ReadCheckpoint(config_.state_dir + "/" + CheckpointName(best_round_), layout_);
+      absl::Status written =
+          best.ok() ? model::WriteCheckpoint(config_.state_dir + "/checkpoints/best.pt", layout_,
+                                             *best)
+                    : best.status();
+      if (!written.ok()) {
+        spdlog::error("stage=resume cannot rewrite checkpoints/best.pt from round {}: {}",
+                      best_round_, written.message());
+      }
+    }
+  }
+}
+
+std::optional<double> Coordinator::EvaluationMetric(const state::RoundRecord& record) const {
+  const std::string& metric = config_.evaluation.early_stopping_metric;
+  if (metric == "loss") return record.test_loss;
+  if (metric == "auc") return state::PoolBinaryMetrics(record.site_evaluations).auc;
+  return record.test_accuracy;
+}
+
+absl::Status Coordinator::NoteCommittedRound(const state::RoundRecord& record,
+                                             const std::vector<float>* model) {
+  std::optional<double> value = EvaluationMetric(record);
+  if (!value.has_value()) return absl::OkStatus();  // not evaluated this round
+  const bool lower_is_better = config_.evaluation.early_stopping_metric == "loss";
+  const double margin = config_.evaluation.min_delta;
+  const bool improved = !best_metric_.has_value() ||
+                        (lower_is_better ? *value < *best_metric_ - margin
+                                         : *value > *best_metric_ + margin);
+  absl::Status written = absl::OkStatus();
+  if (improved) {
+    best_metric_ = value;
+    best_round_ = record.round;
+    evaluations_since_best_ = 0;
+    if (model != nullptr) {
+      written = model::WriteCheckpoint(config_.state_dir + "/checkpoints/best.pt", layout_, *model);
+    }
+  } else {
+    ++evaluations_since_best_;
+  }
+  if (!config_.evaluation.early_stopping_metric.empty() &&
+      evaluations_since_best_ >= config_.evaluation.patience) {
+    early_stop_reason_ = absl::StrFormat(
+        "early stopping: no %s improvement in %d evaluations; best round %d (%s %.6g), "
+        "kept as checkpoints/best.pt",
+        config_.evaluation.early_stopping_metric, evaluations_since_best_, best_round_,
+        config_.evaluation.early_stopping_metric, *best_metric_);
+  }
+  return written;
 }
 
 Coordinator::~Coordinator() { Shutdown(); }
@@ -367,7 +425,8 @@ void Coordinator::CloseRevokedSessions() {
 
 void Coordinator::RoundLoop() {
   int consecutive_aborts = 0;
-  while (!stopping_ && committed_rounds_ < static_cast<uint64_t>(config_.rounds.count)) {
+  while (!stopping_ && committed_rounds_ < static_cast<uint64_t>(config_.rounds.count) &&
+         early_stop_reason_.empty()) {
     WaitWhilePaused();
     if (stopping_) break;
     Enter(0, FederationActivity::kWaiting);
@@ -409,8 +468,11 @@ void Coordinator::RoundLoop() {
   }
   cohort::v1::CoordinatorMessage done;
   done.mutable_done()->set_rounds_committed(committed_rounds_);
-  done.mutable_done()->set_reason(loop_status_.ok() ? "all rounds committed"
-                                                    : std::string(loop_status_.message()));
+  done.mutable_done()->set_reason(
+      !loop_status_.ok()           ? std::string(loop_status_.message())
+      : early_stop_reason_.empty() ? std::string("all rounds committed")
+                                   : early_stop_reason_);
+  if (!early_stop_reason_.empty()) spdlog::info("stage=done {}", early_stop_reason_);
   Broadcast(done, sessions_.LiveSites(), nullptr);
   Enter(0, FederationActivity::kDone);
   spdlog::info("stage=done committed_rounds={} status={}", committed_rounds_,
@@ -594,9 +656,14 @@ bool Coordinator::RunRound(uint64_t round_number) {
 
   // EVALUATE: every contributor still connected scores the candidate on its held-out split.
   Enter(round_number, "evaluate");
+  // Every evaluation.every-th committed round is evaluated, and always the last one.
+  const uint64_t ordinal = committed_rounds_ + 1;
+  const bool evaluate_now =
+      ordinal % static_cast<uint64_t>(config_.evaluation.every) == 0 ||
+      ordinal >= static_cast<uint64_t>(config_.rounds.count);
   std::vector<std::string> evaluators;
   for (const std::string& site : contributors) {
-    if (sessions_.Find(site) != nullptr) evaluators.push_back(site);
+    if (evaluate_now && sessions_.Find(site) != nullptr) evaluators.push_back(site);
   }
   round->StartEvaluation(candidate, evaluators);
   const absl::Time eval_deadline = absl::Now() + config_.rounds.stage_timeout;
@@ -692,6 +759,11 @@ bool Coordinator::RunRound(uint64_t round_number) {
   ++committed_rounds_;
   committed_snapshot_ = committed_rounds_;
   metrics_.SetCommittedRounds(committed_rounds_);
+  if (absl::Status s = NoteCommittedRound(record, &candidate->values); !s.ok()) {
+    // The round is committed; only the convenience copy is stale (rewritten at start).
+    spdlog::error("round={} stage=commit cannot write checkpoints/best.pt: {}", round_number,
+                  s.message());
+  }
   spdlog::info(
       "round={} stage=commit participants={} examples={} train_loss={:.4f} test_accuracy={} "
       "duration={:.2f}s",

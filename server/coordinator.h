@@ -125,6 +125,17 @@ class Coordinator : public FederationControl {
   // Plans noise_multiplier_ for `participants` (their training set sizes) so that each stays
   // within privacy.target_epsilon over the configured rounds.
   absl::Status PlanNoise(const std::vector<std::string>& participants);
+  // Best-model tracking and early stopping (round loop thread; rebuilt from state.db at
+  // start). The metric is evaluation.early_stopping_metric, or accuracy when that is off.
+  std::optional<double> EvaluationMetric(const state::RoundRecord& record) const;
+  // Folds a committed round in: a new best rewrites checkpoints/best.pt from `model` (when
+  // given); decides early stopping. Returns the status of writing best.pt.
+  absl::Status NoteCommittedRound(const state::RoundRecord& record,
+                                  const std::vector<float>* model);
+  uint64_t best_round_ = 0;
+  std::optional<double> best_metric_;
+  int64_t evaluations_since_best_ = 0;
+  std::string early_stop_reason_;  // set when early stopping ends the run
   // DP accounting per site, rebuilt from state.db at start (round loop thread only).
   std::map<std::string, dp::RdpAccountant> site_accountants_;
   uint64_t last_round_number_;

@@ -422,6 +422,22 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
     top.Map("privacy");  // marks the key as known
   }
 
+  {
+    MapReader evaluation = top.Map("evaluation");
+    config.evaluation.every = evaluation.Int("every", 1, 1, 1000000);
+    if (evaluation.Has("early_stopping")) {
+      MapReader early = evaluation.Map("early_stopping");
+      config.evaluation.early_stopping_metric =
+          early.Enum("metric", "accuracy", {"accuracy", "loss", "auc"});
+      config.evaluation.patience = early.Int("patience", 3, 1, 1000000);
+      config.evaluation.min_delta = early.Double("min_delta", 0.0, 0.0, 1e6);
+      early.Finish();
+    } else {
+      evaluation.Map("early_stopping");  // marks the key as known
+    }
+    evaluation.Finish();
+  }
+
   MapReader limits = top.Map("limits");
   config.limits.max_concurrent_uploads = limits.Int("max_concurrent_uploads", 1, 1, 1024);
   config.limits.max_chunk_bytes = limits.Int("max_chunk_bytes", 4 << 20, 1024, 64 << 20);

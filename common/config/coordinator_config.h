@@ -143,6 +143,20 @@ struct AggregationConfig {
 bool IsAdaptiveStrategy(const std::string& strategy);  // fedadagrad, fedadam, fedyogi
 bool IsRobustStrategy(const std::string& strategy);    // coordinate_median, trimmed_mean
 
+// When the sites evaluate the candidate model, and when the run stops early. The best model
+// by `early_stopping_metric` (or by accuracy when early stopping is off) is kept as
+// checkpoints/best.pt.
+struct EvaluationConfig {
+  // Evaluate every `every`-th committed round (and always the last of rounds.count).
+  int64_t every = 1;
+  // "", "accuracy", "loss" or "auc" (pooled, binary tasks): "" means no early stopping.
+  std::string early_stopping_metric;
+  // Stop after this many evaluations in a row without an improvement over the best by more
+  // than min_delta.
+  int64_t patience = 0;
+  double min_delta = 0;
+};
+
 // Resource limits that protect the coordinator from a misbehaving or hostile peer.
 struct LimitsConfig {
   // Uploads staged at the same time; coordinator memory is O(model x (1 + this)).
@@ -164,6 +178,7 @@ struct CoordinatorConfig {
   TrainingConfig training;
   AggregationConfig aggregation;
   PrivacyConfig privacy;
+  EvaluationConfig evaluation;
   LimitsConfig limits;
   LoggingConfig logging;
   HttpConfig http;

@@ -5,6 +5,8 @@
 #include <limits>
 
 #include <catch2/catch.hpp>
+
+#include "absl/time/clock.h"
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -25,8 +27,9 @@ std::string Floats(size_t count, float value) {
 }
 
 // Streams `header` (unless null) and `chunks` as one UploadUpdate call.
-grpc::Status Upload(cohort::v1::Federation::Stub& stub, const cohort::v1::UpdateHeader* header,
-                    const std::vector<Chunk>& chunks, bool second_header = false) {
+grpc::Status UploadOnce(cohort::v1::Federation::Stub& stub,
+                        const cohort::v1::UpdateHeader* header, const std::vector<Chunk>& chunks,
+                        bool second_header) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   cohort::v1::UploadReceipt receipt;
@@ -49,6 +52,24 @@ grpc::Status Upload(cohort::v1::Federation::Stub& stub, const cohort::v1::Update
   }
   writer->WritesDone();
   return writer->Finish();
+}
+
+// One upload stream, sent once the coordinator has let go of this site's previous one: a
+// stream the client saw fail (e.g. RESOURCE_EXHAUSTED from gRPC's size limit) can still be
+// finishing in the coordinator's handler for a moment, and until then a new upload is
+// refused as "already has an upload in flight", correctly. Watchdog: 10 s.
+grpc::Status Upload(cohort::v1::Federation::Stub& stub, const cohort::v1::UpdateHeader* header,
+                    const std::vector<Chunk>& chunks, bool second_header = false) {
+  const absl::Time watchdog = absl::Now() + absl::Seconds(10);
+  for (;;) {
+    grpc::Status status = UploadOnce(stub, header, chunks, second_header);
+    if (status.error_code() != grpc::StatusCode::ALREADY_EXISTS ||
+        status.error_message().find("in flight") == std::string::npos ||
+        absl::Now() > watchdog) {
+      return status;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 // The payload of `values` floats of `value`, in chunks of at most `chunk_floats`.

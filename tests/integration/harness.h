@@ -52,14 +52,20 @@ class ScriptedTrainer final : public client::Trainer {
   absl::StatusOr<client::EvalResult> Evaluate(const config::ModelSpec&,
                                               const tensor::ParameterLayout&,
                                               const std::vector<float>&) override {
+    const int index = evaluations_++;
+    if (evaluate_result) return evaluate_result(index);
     return client::EvalResult{10, 0.5, 7};
   }
+  // The result of the index-th evaluation (default: 10 examples, loss 0.5, 7 correct).
+  std::function<client::EvalResult(int evaluation_index)> evaluate_result;
+  int evaluations() const { return evaluations_; }
   int tasks() const { return tasks_; }
 
  private:
   float delta_value_;
   uint64_t examples_;
   std::atomic<int> tasks_{0};
+  std::atomic<int> evaluations_{0};
 };
 
 // Runs a SiteClient on its own thread; stops and joins it on destruction.

@@ -70,3 +70,38 @@ TEST_CASE("An admin name that is not a valid identity is refused", "[config]") {
 }
 
 }  // namespace cohort::config
+
+namespace cohort::config {
+
+TEST_CASE("evaluation.every and early_stopping parse, with defaults when absent", "[config]") {
+  absl::StatusOr<CoordinatorConfig> plain = OperationsConfig().Parse("");
+  REQUIRE(plain.ok());
+  CHECK(plain->evaluation.every == 1);
+  CHECK(plain->evaluation.early_stopping_metric.empty());
+  absl::StatusOr<CoordinatorConfig> config = OperationsConfig().Parse(
+      "evaluation: {every: 5, early_stopping: {metric: auc, patience: 4, min_delta: 0.001}}\n");
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->evaluation.every == 5);
+  CHECK(config->evaluation.early_stopping_metric == "auc");
+  CHECK(config->evaluation.patience == 4);
+  CHECK(config->evaluation.min_delta == 0.001);
+  absl::StatusOr<CoordinatorConfig> defaults =
+      OperationsConfig().Parse("evaluation: {early_stopping: {}}\n");
+  REQUIRE(defaults.ok());
+  CHECK(defaults->evaluation.early_stopping_metric == "accuracy");
+  CHECK(defaults->evaluation.patience == 3);
+}
+
+TEST_CASE("A bad evaluation schedule or early-stopping metric is refused", "[config]") {
+  RequireInvalid(OperationsConfig().Parse("evaluation: {every: 0}\n").status(),
+                 {"evaluation.every"});
+  RequireInvalid(
+      OperationsConfig().Parse("evaluation: {early_stopping: {metric: f1}}\n").status(),
+      {"evaluation.early_stopping.metric"});
+  RequireInvalid(
+      OperationsConfig().Parse("evaluation: {early_stopping: {patience: 0}}\n").status(),
+      {"evaluation.early_stopping.patience"});
+}
+
+}  // namespace cohort::config
