@@ -557,8 +557,17 @@ absl::Status SiteClient::StartSecureRound(SessionStream& stream, const cohort::v
   for (size_t i = 0; i < scaled.size(); ++i) scaled[i] = result.delta[i] * scale;
   auto round = std::make_unique<SecureRound>();
   round->input.emplace(params->modulus_bits, config.vector_length());
-  if (absl::Status s = secagg::Quantize(scaled, *params, secagg::RandomSecret(32),
-                                        &*round->input, 0);
+  // Stochastic rounding draws from a fresh OS seed; in simulation mode with a `seed` (refused
+  // in production) from one derived from (seed, site, round), so a seeded run repeats bit for
+  // bit: the masks cancel exactly in the modular sum, and the rounding is then the only
+  // randomness that reaches the aggregate.
+  secagg::SecretBytes rounding_seed =
+      config_.has_seed
+          ? secagg::SecretBytes(crypto::Sha256(absl::StrCat(
+                "cohort simulation rounding seed\n", config_.site, "\n", config_.seed, "\n",
+                task.round())))
+          : secagg::RandomSecret(32);
+  if (absl::Status s = secagg::Quantize(scaled, *params, rounding_seed, &*round->input, 0);
       !s.ok()) {
     return s;
   }
