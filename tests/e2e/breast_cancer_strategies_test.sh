@@ -5,6 +5,7 @@
 # Measured 0.965-0.983 over the last five rounds of three runs each (docs/PERFORMANCE.md).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$ROOT/scripts/demo_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/demo_run_lib.sh"
 
 run_federation() {  # run_federation STRATEGY: a fresh demo dir, 20 rounds, waits for the end
   local strategy=$1
@@ -18,16 +19,7 @@ run_federation() {  # run_federation STRATEGY: a fresh demo dir, 20 rounds, wait
     sed -i 's/^  strategy: fedavg$/  strategy: fedadam\n  server_learning_rate: 0.01/' "$DEMO/coordinator.yaml"
   fi
   grep -q "strategy: $strategy" "$DEMO/coordinator.yaml" || return 1
-  "$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &
-  local coordinator=$!
-  for site in "${SITES[@]}"; do
-    "$BIN/cohort-client" --config "$DEMO/$site.yaml" >"$DEMO/logs/$site.log" 2>&1 &
-  done
-  set +e
-  timeout 300 tail --pid="$coordinator" -f /dev/null
-  wait "$coordinator"; local code=$?
-  set -e
-  return "$code"
+  demo_run_to_end 300
 }
 
 for strategy in fedavg fedadam; do

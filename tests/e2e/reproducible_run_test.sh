@@ -8,6 +8,7 @@
 # sum. A run with one site's seed changed must differ (so the comparison can fail).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$ROOT/scripts/demo_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/demo_run_lib.sh"
 
 run() {  # run NAME CONFIGS DP SEED_OF_HOSPITAL_A: 5 seeded rounds in $WORK/NAME
   DEMO=$WORK/$1
@@ -23,16 +24,7 @@ run() {  # run NAME CONFIGS DP SEED_OF_HOSPITAL_A: 5 seeded rounds in $WORK/NAME
     [ "$site" = hospital-a ] && seed=$4
     printf 'mode: simulation\nseed: %d\n' "$seed" >>"$DEMO/$site.yaml"
   done
-  "$BIN/cohort-coordinator" --config "$DEMO/coordinator.yaml" >"$DEMO/logs/coordinator.log" 2>&1 &
-  local coordinator=$!
-  for site in "${SITES[@]}"; do
-    "$BIN/cohort-client" --config "$DEMO/$site.yaml" >"$DEMO/logs/$site.log" 2>&1 &
-  done
-  set +e
-  timeout 300 tail --pid="$coordinator" -f /dev/null
-  wait "$coordinator"; local code=$?
-  set -e
-  [ "$code" -eq 0 ] && grep -q "secure_aggregation=k=" "$DEMO/logs/coordinator.log"
+  demo_run_to_end 300 && grep -q "secure_aggregation=k=" "$DEMO/logs/coordinator.log"
 }
 
 same_checkpoints() {  # same_checkpoints A B: every round's checkpoint byte-identical
