@@ -25,17 +25,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 absl::Status RecheckCallerCertificate(const grpc::AuthContext& auth, const std::string& ca_path,
                                       tls::RevocationList* crl) {
   std::vector<grpc::string_ref> pem = auth.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
-  absl::StatusOr<std::string> ca_pem = ReadFileToString(ca_path);
-  if (pem.empty() || !ca_pem.ok()) {
-    return absl::UnauthenticatedError("cannot re-check the caller's certificate");
-  }
-  if (crl != nullptr) crl->Refresh(/*force=*/false).IgnoreError();  // logged by the verifier
-  if (absl::Status valid =
-          tls::CheckSiteCertificate(std::string(pem[0].data(), pem[0].size()), *ca_pem, crl);
-      !valid.ok()) {
-    return absl::UnauthenticatedError(valid.message());
-  }
-  return absl::OkStatus();
+  return tls::CheckClientCertificate(
+      pem.empty() ? absl::string_view() : absl::string_view(pem[0].data(), pem[0].size()),
+      ca_path, crl);
 }
 
 void RoundBoard::Publish(std::shared_ptr<Round> round) {

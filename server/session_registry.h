@@ -26,7 +26,7 @@ class SiteSession {
               cohort::v1::Hello hello)
       : site_(std::move(site)), id_(id), context_(context), stream_(stream),
         hello_(std::move(hello)), certificate_pem_(PeerCertificatePem(*context)),
-        peer_(context->peer()), connected_at_(absl::Now()) {}
+        peer_(context->peer()) {}
 
   const std::string& site() const { return site_; }
   uint64_t id() const { return id_; }
@@ -36,7 +36,6 @@ class SiteSession {
   const std::string& certificate_pem() const { return certificate_pem_; }
   // The peer's address as gRPC reports it (e.g. ipv4:127.0.0.1:41234).
   const std::string& peer() const { return peer_; }
-  absl::Time connected_at() const { return connected_at_; }
   // Sends one message; false once the stream is broken or closed.
   bool Send(const cohort::v1::CoordinatorMessage& message);
   // Ends the stream from the server side (a newer session replaced it, or shutdown).
@@ -54,7 +53,6 @@ class SiteSession {
   const cohort::v1::Hello hello_;
   const std::string certificate_pem_;
   const std::string peer_;
-  const absl::Time connected_at_;
 
   static std::string PeerCertificatePem(const grpc::ServerContext& context);
 };

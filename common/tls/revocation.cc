@@ -154,23 +154,9 @@ absl::Status CheckSiteCertificate(const std::string& cert_pem, const std::string
 bool SiteVerifier::Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
                           std::function<void(grpc::Status)> /*callback*/,
                           grpc::Status* sync_status) {
-  if (crl_ != nullptr) {
-    if (absl::Status s = crl_->Refresh(/*force=*/false); !s.ok()) {
-      spdlog::error("stage=tls reloading {} failed, the previous CRL stays in force: {}",
-                    crl_->path(), s.message());
-    }
-  }
   const grpc::string_ref pem = request->peer_cert();
-  absl::Status checked;
-  absl::StatusOr<std::string> ca_pem = ReadFileToString(ca_path_);
-  if (!ca_pem.ok()) {
-    checked = absl::UnauthenticatedError(
-        absl::StrCat("cannot read tls.ca: ", ca_pem.status().message()));
-  } else if (pem.empty()) {
-    checked = absl::UnauthenticatedError("the client presented no certificate");
-  } else {
-    checked = CheckSiteCertificate(std::string(pem.data(), pem.size()), *ca_pem, crl_.get());
-  }
+  const absl::Status checked =
+      CheckClientCertificate(absl::string_view(pem.data(), pem.size()), ca_path_, crl_.get());
   if (checked.ok()) {
     *sync_status = grpc::Status::OK;
   } else {
@@ -178,6 +164,23 @@ bool SiteVerifier::Verify(grpc::experimental::TlsCustomVerificationCheckRequest*
     *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(checked.message()));
   }
   return true;  // decided synchronously
+}
+
+absl::Status CheckClientCertificate(absl::string_view cert_pem, const std::string& ca_path,
+                                    RevocationList* crl) {
+  if (crl != nullptr) {
+    if (absl::Status s = crl->Refresh(/*force=*/false); !s.ok()) {
+      spdlog::error("stage=tls reloading {} failed, the previous CRL stays in force: {}",
+                    crl->path(), s.message());
+    }
+  }
+  absl::StatusOr<std::string> ca_pem = ReadFileToString(ca_path);
+  if (!ca_pem.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("cannot read tls.ca: ", ca_pem.status().message()));
+  }
+  if (cert_pem.empty()) return absl::UnauthenticatedError("the client presented no certificate");
+  return CheckSiteCertificate(std::string(cert_pem), *ca_pem, crl);
 }
 
 }  // namespace cohort::tls

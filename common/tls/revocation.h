@@ -82,6 +82,13 @@ void RefreshAllRevocationLists();
 absl::Status CheckSiteCertificate(const std::string& cert_pem, const std::string& ca_pem,
                                   const RevocationList* crl);
 
+// CheckSiteCertificate with the CA read from `ca_path` now (so a replaced CA applies at once),
+// refreshing `crl` first if its file changed. What the handshake verifier and the per-call
+// re-check of a live connection both decide with. Unauthenticated when the CA cannot be read
+// or no certificate was presented.
+absl::Status CheckClientCertificate(absl::string_view cert_pem, const std::string& ca_path,
+                                    RevocationList* crl);
+
 // The coordinator's verifier of site certificates. gRPC only checks that a client presents a
 // certificate and holds its key (REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY); this verifier
 // makes the whole decision with CheckSiteCertificate(), so the coordinator's log says why a
