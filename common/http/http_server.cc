@@ -214,6 +214,10 @@ void HttpServer::Serve(int fd) const {
     if (n <= 0) return;  // the client went away
     header.append(buffer, static_cast<size_t>(n));
   }
+  if (header.size() > kMaxHeaderBytes) {  // it may have arrived whole in the last reads
+    Reply(fd, Text(431, "request header too large\n"), false);
+    return;
+  }
   const std::string request_line(absl::StripSuffix(header.substr(0, header.find('\n')), "\r"));
   std::vector<std::string> parts = absl::StrSplit(request_line, ' ', absl::SkipEmpty());
   if (parts.size() != 3 || parts[2].rfind("HTTP/1.", 0) != 0) {

@@ -309,6 +309,10 @@ TEST_CASE("The HTTP port serves health, readiness, Prometheus metrics and the st
 
   CHECK(HttpRequest(port, "/no-such-page").status == 404);
   CHECK(HttpRequest(port, "/metrics", "POST").status == 405);
+  // Malformed and oversized requests get a clear status, and the server keeps serving.
+  CHECK(HttpRequest(port, "/a b").status == 400);  // four words on the request line
+  CHECK(HttpRequest(port, "/" + std::string(9000, 'x')).status == 431);
+  CHECK(HttpRequest(port, "/healthz").status == 200);
 }
 
 }  // namespace cohort::testing
