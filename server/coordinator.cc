@@ -528,6 +528,11 @@ bool Coordinator::RunRound(uint64_t round_number) {
   }
   last_round_number_ = round_number;
   last_round_snapshot_ = round_number;
+  {
+    // Abort requests for earlier rounds were acted on (or came too late): drop them.
+    absl::MutexLock lock(&control_mu_);
+    abort_requests_.erase(abort_requests_.begin(), abort_requests_.lower_bound(round_number));
+  }
   Enter(round_number, "train");
   std::shared_ptr<const ModelBlob> global;
   {
