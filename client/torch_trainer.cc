@@ -247,8 +247,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const config::DataConf
                                                           std::optional<uint64_t> noise_seed) {
   absl::StatusOr<data::TrainTestSplit> split = data::LoadSiteData(data_config);
   if (!split.ok()) return split.status();
-  torch::set_num_threads(static_cast<int>(threads));
+  SetTorchThreads(threads);
   return MakeTorchTrainerFromSplit(std::move(*split), seed, noise_seed);
 }
+
+void SetTorchThreads(int64_t threads) { torch::set_num_threads(static_cast<int>(threads)); }
 
 }  // namespace cohort::client

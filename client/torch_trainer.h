@@ -25,6 +25,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(
 std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(
     data::TrainTestSplit split, uint64_t seed, std::optional<uint64_t> noise_seed = std::nullopt);
 
+// Sets LibTorch's intra-op thread count for this process.
+void SetTorchThreads(int64_t threads);
+
 }  // namespace cohort::client
 
 #endif  // COHORT_CLIENT_TORCH_TRAINER_H_

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs an example federation of configs/ on this machine, with secure aggregation:
 #
-#   scripts/federation.sh fashion-mnist|bank [--rounds N] [--limit N] [--skip-build]
+#   scripts/federation.sh fashion-mnist|bank [--rounds N] [--limit N] [--central] [--skip-build]
 #
 # fashion-mnist: a CNN on Debian's dataset-fashion-mnist; the 60,000 training images split
 #   non-IID (dirichlet:0.5) over site-a/b/c, the 10,000 test images split iid as their
 #   held-out sets (configs/fashion-mnist/).
-# bank: an MLP on the German credit data (data/credit_g.csv) split over bank-a/b/c of
-#   different sizes (quantity-skew) (configs/bank/).
+# bank: an MLP on the German credit data (data/credit_g.csv): 200 applicants set aside as the
+#   coordinator's central test file (server-side evaluation), the other 800 split over
+#   bank-a/b/c of different sizes (quantity-skew) (configs/bank/). --central gives all 800 to
+#   one site, bank-central, with the same model, training and test file: the centrally
+#   trained baseline the federated model is compared with.
 # Builds Release into build/ (unless --skip-build), creates a development PKI and the sites'
 # data, starts cohort-coordinator and one cohort-client per site, prints one line per
 # committed round and the round history, and stops everything it started, also on Ctrl-C or
@@ -25,7 +28,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NAME=${1:-}
 case "$NAME" in
   fashion-mnist|bank) shift ;;
-  -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
   *) echo "federation.sh: first argument: fashion-mnist or bank (see --help)" >&2; exit 2 ;;
 esac
 BUILD=${COHORT_BUILD_DIR:-$ROOT/build}
@@ -34,12 +37,14 @@ CONFIGS=$ROOT/configs/$NAME
 ROUNDS=""
 LIMIT=0
 SKIP_BUILD=0
+CENTRAL=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --limit) LIMIT=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --central) CENTRAL=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "federation.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,7 +52,8 @@ done
 if [ "$SKIP_BUILD" -eq 0 ]; then
   bash "$ROOT/scripts/setup.sh"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" -j2 --target cohort-coordinator cohort-client cohortctl
+  cmake --build "$BUILD" -j2 --target cohort-coordinator cohort-client cohortctl \
+    cohort-evaluator
 fi
 BIN=$BUILD/bin
 # shellcheck source=scripts/federation_lib.sh
@@ -68,9 +74,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "federation: interrupted, stopping"; exit 130' INT TERM
 
+if [ "$CENTRAL" -eq 1 ] && [ "$NAME" != bank ]; then
+  echo "federation.sh: --central is for bank only" >&2
+  exit 2
+fi
 rm -rf "$DIR"
 mkdir -p "$DIR/state" "$DIR/logs" "$DIR/data"
 cp "$CONFIGS"/*.yaml "$DIR/"
+if [ "$CENTRAL" -eq 1 ]; then
+  # One site with all the training data; the same model, training and central test file.
+  # Secure aggregation needs several sites and protects nothing here: off.
+  SITES=(bank-central)
+  sed -i -E -e 's/^sites: \[.*\]/sites: [bank-central]/' -e 's/min_clients: [0-9]+/min_clients: 1/' \
+    -e 's/secure: \{enabled: true/secure: {enabled: false/' "$DIR/coordinator.yaml"
+  sed 's/bank-a/bank-central/g' "$CONFIGS/bank-a.yaml" >"$DIR/bank-central.yaml"
+  rm -f "$DIR"/bank-[abc].yaml
+fi
 if [ "$PORT" != "$CONFIG_PORT" ]; then
   sed -i "s/127.0.0.1:$CONFIG_PORT/127.0.0.1:$PORT/" "$DIR"/*.yaml
   sed -i -E 's/^http: \{listen: 127\.0\.0\.1:[0-9]+\}/http: {listen: 127.0.0.1:0}/' \
@@ -85,7 +104,7 @@ echo "== the sites' data in $DIR/data"
 if [ "$NAME" = fashion-mnist ]; then
   fed_data_fashion_mnist "$DIR/data" "$LIMIT"
 else
-  fed_data_bank "$DIR/data"
+  fed_data_bank "$DIR/data" "$([ "$CENTRAL" -eq 1 ] && echo central)"
   if [ "$LIMIT" -gt 0 ]; then echo "(--limit applies to fashion-mnist only)"; fi
 fi
 

@@ -37,10 +37,18 @@ fed_data_fashion_mnist() {
     --sites 3 --scheme iid --seed 1 --out "$out/test" --names site-a,site-b,site-c
 }
 
-# fed_data_bank OUT: the German credit data split over three banks of different sizes
-# (quantity-skew) as OUT/bank-{a,b,c}.csv.
+# fed_data_bank OUT [central]: the German credit data. 20% of the applicants (200, stratified)
+# are set aside as OUT/test.csv, the coordinator's central test file; the other 800 are split
+# over three banks of different sizes (quantity-skew) as OUT/bank-{a,b,c}.csv, or, with
+# `central`, all given to one site as OUT/bank-central.csv (the centrally trained baseline;
+# its test.csv is the same 200 applicants).
 fed_data_bank() {
   local out=$1
-  "$BIN/cohortctl" data split --input "$ROOT/data/credit_g.csv" --label bad_credit --sites 3 \
-    --scheme quantity-skew --seed 3 --out "$out" --names bank-a,bank-b,bank-c
+  if [ "${2:-}" = central ]; then
+    "$BIN/cohortctl" data split --input "$ROOT/data/credit_g.csv" --label bad_credit --sites 1 \
+      --scheme iid --seed 3 --holdout 0.2 --out "$out" --names bank-central
+  else
+    "$BIN/cohortctl" data split --input "$ROOT/data/credit_g.csv" --label bad_credit --sites 3 \
+      --scheme quantity-skew --seed 3 --holdout 0.2 --out "$out" --names bank-a,bank-b,bank-c
+  fi
 }

@@ -88,6 +88,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
       state::StateStore::Open(config.state_dir + "/state.db");
   if (!store.ok()) return store.status();
   tensor::ParameterLayout layout = model::LayoutFor(config.model);
+  std::optional<ServerEvaluator> server_evaluator;
+  if (config.evaluation.server.has_value()) {
+    absl::StatusOr<ServerEvaluator> evaluator =
+        ServerEvaluator::Create(*config.evaluation.server, config.model);
+    if (!evaluator.ok()) return evaluator.status();
+    server_evaluator = std::move(*evaluator);
+  }
 
   // A coordinator killed mid-round left that round 'started': it is over (its number, and
   // for a secure round its keys and session, are never used again).
@@ -164,10 +171,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
       }
     }
   }
-  return std::unique_ptr<Coordinator>(new Coordinator(
+  std::unique_ptr<Coordinator> coordinator(new Coordinator(
       std::move(config), std::move(*store), std::move(layout),
       ModelBlob::Make(ModelId(model_round), std::move(global)), std::move(optimizer),
       committed->size(), *last_round));
+  coordinator->server_evaluator_ = std::move(server_evaluator);
+  return coordinator;
 }
 
 Coordinator::Coordinator(config::CoordinatorConfig config,
@@ -764,6 +773,7 @@ bool Coordinator::RunRound(uint64_t round_number) {
   ++committed_rounds_;
   committed_snapshot_ = committed_rounds_;
   metrics_.SetCommittedRounds(committed_rounds_);
+  if (evaluate_now && server_evaluator_.has_value()) EvaluateOnServer(record);
   if (absl::Status s = NoteCommittedRound(record, &candidate->values); !s.ok()) {
     // The round is committed; only the convenience copy is stale (rewritten at start).
     spdlog::error("round={} stage=commit cannot write checkpoints/best.pt: {}", round_number,
@@ -776,6 +786,27 @@ bool Coordinator::RunRound(uint64_t round_number) {
       record.test_accuracy ? absl::StrFormat("%.4f", *record.test_accuracy) : "n/a",
       record.duration_s);
   return true;
+}
+
+void Coordinator::EvaluateOnServer(const state::RoundRecord& record) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<state::SiteEvaluation> evaluation =
+      server_evaluator_->Evaluate(config_.state_dir + "/" + record.checkpoint);
+  absl::Status status = evaluation.status();
+  if (evaluation.ok()) status = store_->RecordServerEvaluation(record.round, *evaluation);
+  if (!status.ok()) {
+    metrics_.ServerEvaluationFailed();
+    spdlog::error("round={} stage=server_evaluation failed: {}", record.round, status.message());
+    return;
+  }
+  const double accuracy =
+      static_cast<double>(evaluation->correct) / static_cast<double>(evaluation->examples);
+  metrics_.SetServerTestAccuracy(accuracy);
+  spdlog::info("round={} stage=server_evaluation examples={} accuracy={:.4f} loss={:.4f}{} "
+               "duration={:.2f}s",
+               record.round, evaluation->examples, accuracy, evaluation->loss,
+               evaluation->auc ? absl::StrFormat(" auc=%.4f", *evaluation->auc) : "",
+               absl::ToDoubleSeconds(absl::Now() - start));
 }
 
 absl::StatusOr<std::shared_ptr<SecureAggregation>> Coordinator::StartSecureAggregation(

@@ -28,6 +28,7 @@
 #include "server/model_blob.h"
 #include "server/round.h"
 #include "server/secure_aggregation.h"
+#include "server/server_evaluator.h"
 #include "server/server_optimizer.h"
 #include "server/session_registry.h"
 
@@ -136,6 +137,12 @@ class Coordinator : public FederationControl {
   std::optional<double> best_metric_;
   int64_t evaluations_since_best_ = 0;
   std::string early_stop_reason_;  // set when early stopping ends the run
+  // Scores each evaluated round's checkpoint on the central test file (evaluation.server);
+  // empty when not configured.
+  std::optional<ServerEvaluator> server_evaluator_;
+  // Runs server_evaluator_ on committed round `record` and records the result (a failure is
+  // logged and counted; the round stays committed).
+  void EvaluateOnServer(const state::RoundRecord& record);
   // DP accounting per site, rebuilt from state.db at start (round loop thread only).
   std::map<std::string, dp::RdpAccountant> site_accountants_;
   uint64_t last_round_number_;

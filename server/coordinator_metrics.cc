@@ -60,6 +60,18 @@ CoordinatorMetrics::CoordinatorMetrics() : registry_(std::make_shared<prometheus
                         .Help("Pooled held-out accuracy of the last committed model")
                         .Register(*registry_)
                         .Add({});
+  server_test_accuracy_ =
+      &BuildGauge()
+           .Name("cohort_coordinator_server_test_accuracy")
+           .Help("Accuracy of the last server-evaluated model on the central test file")
+           .Register(*registry_)
+           .Add({});
+  server_evaluation_failures_ =
+      &prometheus::BuildCounter()
+           .Name("cohort_coordinator_server_evaluation_failures_total")
+           .Help("Server-side evaluations that failed (evaluator error, timeout, bad report)")
+           .Register(*registry_)
+           .Add({});
 }
 
 void CoordinatorMetrics::RoundEnded(bool committed) {

@@ -40,6 +40,9 @@ class CoordinatorMetrics {
   void SetCommittedRounds(uint64_t rounds) { committed_rounds_->Set(static_cast<double>(rounds)); }
   void SetPaused(bool paused) { paused_->Set(paused ? 1 : 0); }
   void SetTestAccuracy(double accuracy) { test_accuracy_->Set(accuracy); }
+  // Server-side evaluation (evaluation.server): the last result, or one more failure.
+  void SetServerTestAccuracy(double accuracy) { server_test_accuracy_->Set(accuracy); }
+  void ServerEvaluationFailed() { server_evaluation_failures_->Increment(); }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -54,6 +57,8 @@ class CoordinatorMetrics {
   prometheus::Gauge* committed_rounds_;
   prometheus::Gauge* paused_;
   prometheus::Gauge* test_accuracy_;
+  prometheus::Gauge* server_test_accuracy_;
+  prometheus::Counter* server_evaluation_failures_;
 };
 
 }  // namespace cohort::server

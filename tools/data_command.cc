@@ -32,6 +32,8 @@ struct SplitArgs {
   std::string out;
   std::string prefix = "site";
   std::vector<std::string> names;
+  double holdout = 0;  // fraction set aside (stratified) as a central test set first
+  std::string holdout_name = "test";
 };
 
 [[noreturn]] void Fail(int code, const std::string& message) {
@@ -111,22 +113,41 @@ void RunSplit(const SplitArgs& args) {
   }
   absl::StatusOr<data::PartitionScheme> scheme = data::ParsePartitionScheme(args.scheme);
   if (!scheme.ok()) Fail(2, std::string(scheme.status().message()));
+  if (args.holdout < 0 || args.holdout >= 1) Fail(2, "--holdout must be in [0, 1)");
+  if (args.holdout > 0 &&
+      std::find(args.names.begin(), args.names.end(), args.holdout_name) != args.names.end()) {
+    Fail(2, absl::StrCat("--holdout-name '", args.holdout_name, "' is also a site's name"));
+  }
   const Source source = args.input.empty() ? IdxSource(args) : CsvSource(args);
-  auto parts = data::PartitionRows(source.labels, args.sites, *scheme, args.seed);
+  // Rows the sites share out: all, or those left after the central test set is set aside.
+  std::vector<int64_t> rows = FirstRows(static_cast<int64_t>(source.labels.size()), 0);
+  std::vector<int64_t> held_out;
+  if (args.holdout > 0) {
+    data::Holdout holdout = data::StratifiedHoldout(source.labels, args.holdout, args.seed);
+    rows = std::move(holdout.kept);
+    held_out = std::move(holdout.held_out);
+  }
+  std::vector<int64_t> labels;
+  for (int64_t row : rows) labels.push_back(source.labels[row]);
+  auto parts = data::PartitionRows(labels, args.sites, *scheme, args.seed);
   if (!parts.ok()) Fail(1, std::string(parts.status().message()));
+  for (std::vector<int64_t>& part : *parts) {
+    for (int64_t& index : part) index = rows[index];
+  }
   if (absl::Status s = EnsureDirectory(args.out); !s.ok()) Fail(1, std::string(s.message()));
   std::cout << "site\trows\tlabel histogram\n";
-  for (int s = 0; s < args.sites; ++s) {
-    std::string name = args.names.empty() ? absl::StrCat(args.prefix, "-", s) : args.names[s];
+  auto write = [&](const std::string& name, const std::vector<int64_t>& part) {
     std::map<int64_t, int> histogram;
-    for (int64_t row : (*parts)[s]) histogram[source.labels[row]]++;
-    if (absl::Status st = source.write(name, (*parts)[s]); !st.ok()) {
-      Fail(1, std::string(st.message()));
-    }
+    for (int64_t row : part) histogram[source.labels[row]]++;
+    if (absl::Status st = source.write(name, part); !st.ok()) Fail(1, std::string(st.message()));
     std::string hist;
     for (const auto& [label, count] : histogram) absl::StrAppend(&hist, label, ":", count, " ");
-    std::cout << name << "\t" << (*parts)[s].size() << "\t" << hist << "\n";
+    std::cout << name << "\t" << part.size() << "\t" << hist << "\n";
+  };
+  for (int s = 0; s < args.sites; ++s) {
+    write(args.names.empty() ? absl::StrCat(args.prefix, "-", s) : args.names[s], (*parts)[s]);
   }
+  if (!held_out.empty()) write(args.holdout_name, held_out);
 }
 
 }  // namespace
@@ -151,6 +172,11 @@ void AddDataCommands(CLI::App& app) {
   split->add_option("--prefix", args->prefix,
                     "File name prefix: PREFIX-0.csv, ... (IDX: PREFIX-0-images-idx3-ubyte.gz, "
                     "PREFIX-0-labels-idx1-ubyte.gz, ...)");
+  split->add_option("--holdout", args->holdout,
+                    "Set this fraction aside first (stratified by label, seeded) as a central "
+                    "test set, written as --holdout-name; the sites share the rest");
+  split->add_option("--holdout-name", args->holdout_name,
+                    "File name of the central test set (default test)");
   split->add_option("--names", args->names, "Site names (one per site) used as file names")
       ->delimiter(',');
   split->callback([args]() { RunSplit(*args); });

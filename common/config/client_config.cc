@@ -25,47 +25,8 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
   config.server_name = top.String("server_name", "");
   config.tls = ReadTls(top.Map("tls"), /*allow_crl=*/false);
 
-  MapReader data = top.Map("data");
   if (!top.Has("data")) top.Fail("data", "required key is missing");
-  config.data.format = data.Enum("format", "csv", {"csv", "idx"});
-  // Keys of the other format are refused by name rather than ignored.
-  auto refuse = [&data](const std::string& key, const std::string& why) {
-    if (data.Has(key)) data.Fail(key, why);
-    data.Path(key, /*required=*/false, /*must_exist=*/false);  // marks the key as known
-  };
-  if (config.data.format == "idx") {
-    for (const char* key : {"path", "label"}) {
-      refuse(key, "only for format: csv (format: idx reads images and labels)");
-    }
-    config.data.images = data.Path("images", /*required=*/true, /*must_exist=*/true);
-    config.data.labels = data.Path("labels", /*required=*/true, /*must_exist=*/true);
-    config.data.test_images = data.Path("test_images", /*required=*/false, /*must_exist=*/true);
-    config.data.test_labels = data.Path("test_labels", /*required=*/false, /*must_exist=*/true);
-    if (data.Has("test_images") != data.Has("test_labels")) {
-      data.Fail(data.Has("test_images") ? "test_labels" : "test_images",
-                "test_images and test_labels go together (or leave both out and split by "
-                "test_fraction)");
-    }
-    if (data.Has("test_images") && data.Has("test_fraction")) {
-      data.Fail("test_fraction", "not with test_images: the held-out set is those files");
-    }
-    config.data.normalize = data.Bool("normalize", false);
-  } else {
-    config.data.path = data.Path("path", /*required=*/true, /*must_exist=*/true);
-    config.data.label = data.String("label");
-    for (const char* key : {"images", "labels", "test_images", "test_labels"}) {
-      refuse(key, "only for format: idx (format: csv reads path and label)");
-    }
-    if (data.Has("normalize")) {
-      data.Fail("normalize", "only for format: idx (a csv table is always standardized with "
-                             "the site's own statistics)");
-    }
-    data.Bool("normalize", false);  // marks the key as known
-  }
-  config.data.test_fraction = data.Double("test_fraction", 0.2, 0.0, 0.9, /*min_exclusive=*/true);
-  config.data.split_seed = static_cast<uint64_t>(
-      data.Int("split_seed", 1, 0, std::numeric_limits<int64_t>::max()));
-  data.Finish();
+  config.data = ReadData(top.Map("data"), DataRole::kSite);
 
   if (top.Has("privacy")) {
     MapReader privacy = top.Map("privacy");

@@ -10,29 +10,6 @@
 
 namespace cohort::config {
 
-// The site's local data set: a numeric CSV table (`csv`) or labelled images in IDX files
-// (`idx`, gzipped or not). The held-out test set is split off by test_fraction, or (idx) read
-// from test_images and test_labels.
-struct DataConfig {
-  std::string format = "csv";
-  // csv: the table and its label column.
-  std::string path;
-  std::string label;
-  // idx: an IDX3 image file and an IDX1 label file; optionally a separate test pair.
-  std::string images;
-  std::string labels;
-  std::string test_images;
-  std::string test_labels;
-  // idx: standardize pixels (scaled to [0, 1] first) with the mean and deviation of the
-  // site's own training pixels.
-  bool normalize = false;
-  double test_fraction = 0.2;
-  // Seeds the train/test split so a site's held-out set stays the same across restarts.
-  uint64_t split_seed = 1;
-
-  bool has_test_files() const { return !test_images.empty(); }
-};
-
 // Reconnection policy: exponential backoff with full jitter between the two bounds.
 struct ReconnectConfig {
   absl::Duration initial_backoff = absl::Milliseconds(500);

@@ -21,6 +21,12 @@ HttpConfig ReadHttp(MapReader http);
 // Checks "host:port" (port 0..65535; 0 means pick a free port, only useful for listening).
 void CheckHostPort(MapReader& reader, const std::string& key, const std::string& value,
                    bool allow_port_zero);
+// Where a `data:` section is read: a site's data (train and held-out split) or the
+// coordinator's central test file (evaluation.server.data: the whole file is the test set;
+// test_images, test_labels, test_fraction and split_seed are refused).
+enum class DataRole { kSite, kServerEvaluation };
+// Reads a `data:` section (format csv or idx).
+DataConfig ReadData(MapReader data, DataRole role);
 // Reads a file and returns its text plus the directory relative paths resolve against.
 absl::StatusOr<std::string> ReadConfigFile(const std::string& path, std::string* base_dir);
 

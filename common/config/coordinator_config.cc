@@ -157,6 +157,65 @@ HttpConfig ReadHttp(MapReader http) {
   return out;
 }
 
+DataConfig ReadData(MapReader data, DataRole role) {
+  DataConfig config;
+  const bool site = role == DataRole::kSite;
+  config.format = data.Enum("format", "csv", {"csv", "idx"});
+  // Keys of the other format (or role) are refused by name rather than ignored.
+  auto refuse = [&data](const std::string& key, const std::string& why) {
+    if (data.Has(key)) data.Fail(key, why);
+    data.Path(key, /*required=*/false, /*must_exist=*/false);  // marks the key as known
+  };
+  if (config.format == "idx") {
+    for (const char* key : {"path", "label"}) {
+      refuse(key, "only for format: csv (format: idx reads images and labels)");
+    }
+    config.images = data.Path("images", /*required=*/true, /*must_exist=*/true);
+    config.labels = data.Path("labels", /*required=*/true, /*must_exist=*/true);
+    if (site) {
+      config.test_images = data.Path("test_images", /*required=*/false, /*must_exist=*/true);
+      config.test_labels = data.Path("test_labels", /*required=*/false, /*must_exist=*/true);
+      if (data.Has("test_images") != data.Has("test_labels")) {
+        data.Fail(data.Has("test_images") ? "test_labels" : "test_images",
+                  "test_images and test_labels go together (or leave both out and split by "
+                  "test_fraction)");
+      }
+      if (data.Has("test_images") && data.Has("test_fraction")) {
+        data.Fail("test_fraction", "not with test_images: the held-out set is those files");
+      }
+    } else {
+      for (const char* key : {"test_images", "test_labels"}) {
+        refuse(key, "not for server-side evaluation: images and labels are the test set");
+      }
+    }
+    config.normalize = data.Bool("normalize", false);
+  } else {
+    config.path = data.Path("path", /*required=*/true, /*must_exist=*/true);
+    config.label = data.String("label");
+    for (const char* key : {"images", "labels", "test_images", "test_labels"}) {
+      refuse(key, "only for format: idx (format: csv reads path and label)");
+    }
+    if (data.Has("normalize")) {
+      data.Fail("normalize", "only for format: idx (a csv table is always standardized with "
+                             "its own statistics)");
+    }
+    data.Bool("normalize", false);  // marks the key as known
+  }
+  if (site) {
+    config.test_fraction = data.Double("test_fraction", 0.2, 0.0, 0.9, /*min_exclusive=*/true);
+    config.split_seed = static_cast<uint64_t>(
+        data.Int("split_seed", 1, 0, std::numeric_limits<int64_t>::max()));
+  } else {
+    const char* why = "not for server-side evaluation: the whole file is the test set";
+    if (data.Has("test_fraction")) data.Fail("test_fraction", why);
+    if (data.Has("split_seed")) data.Fail("split_seed", why);
+    data.Double("test_fraction", 0.2, 0.0, 1.0);  // marks the keys as known
+    data.Int("split_seed", 1, 0, std::numeric_limits<int64_t>::max());
+  }
+  data.Finish();
+  return config;
+}
+
 void CheckHostPort(MapReader& reader, const std::string& key, const std::string& value,
                    bool allow_port_zero) {
   if (value.empty()) return;  // Missing value was reported already.
@@ -434,6 +493,22 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
       early.Finish();
     } else {
       evaluation.Map("early_stopping");  // marks the key as known
+    }
+    if (evaluation.Has("server")) {
+      MapReader server = evaluation.Map("server");
+      ServerEvaluationConfig out;
+      if (server.Has("data")) {
+        out.data = ReadData(server.Map("data"), DataRole::kServerEvaluation);
+      } else {
+        server.Fail("data", "required key is missing (the central test file)");
+      }
+      out.evaluator = server.Path("evaluator", /*required=*/false, /*must_exist=*/true);
+      out.timeout = server.Duration("timeout", absl::Minutes(10));
+      if (out.timeout <= absl::ZeroDuration()) server.Fail("timeout", "must be positive");
+      server.Finish();
+      config.evaluation.server = std::move(out);
+    } else {
+      evaluation.Map("server");  // marks the key as known
     }
     evaluation.Finish();
   }

@@ -2,6 +2,7 @@
 #define COHORT_COMMON_CONFIG_COORDINATOR_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -139,9 +140,46 @@ struct AggregationConfig {
   SecureAggregationConfig secure;
 };
 
+// A data set: a numeric CSV table (`csv`) or labelled images in IDX files (`idx`, gzipped or
+// not). At a site (client config `data:`) the held-out test set is split off by
+// test_fraction, or (idx) read from test_images and test_labels. For the coordinator's
+// server-side evaluation (`evaluation.server.data:`) the whole file is the test set.
+struct DataConfig {
+  std::string format = "csv";
+  // csv: the table and its label column.
+  std::string path;
+  std::string label;
+  // idx: an IDX3 image file and an IDX1 label file; optionally a separate test pair.
+  std::string images;
+  std::string labels;
+  std::string test_images;
+  std::string test_labels;
+  // idx: standardize pixels (scaled to [0, 1] first) with the mean and deviation of the
+  // site's own training pixels.
+  bool normalize = false;
+  double test_fraction = 0.2;
+  // Seeds the train/test split so a site's held-out set stays the same across restarts.
+  uint64_t split_seed = 1;
+
+  bool has_test_files() const { return !test_images.empty(); }
+};
+
 // The strategies' groups (see AggregationConfig).
 bool IsAdaptiveStrategy(const std::string& strategy);  // fedadagrad, fedadam, fedyogi
 bool IsRobustStrategy(const std::string& strategy);    // coordinate_median, trimmed_mean
+
+// The central test file and how the coordinator runs cohort-evaluator on it. A csv table is
+// standardized with its own class-balanced statistics (as a site standardizes its data); idx
+// pixels are scaled to [0, 1] and, with `normalize`, standardized with the file's own mean
+// and deviation.
+struct ServerEvaluationConfig {
+  DataConfig data;
+  // Path of cohort-evaluator; empty: the one next to the running coordinator binary.
+  std::string evaluator;
+  // The evaluator process is killed (and the round's server evaluation recorded as missing)
+  // after this long.
+  absl::Duration timeout = absl::Minutes(10);
+};
 
 // When the sites evaluate the candidate model, and when the run stops early. The best model
 // by `early_stopping_metric` (or by accuracy when early stopping is off) is kept as
@@ -155,6 +193,10 @@ struct EvaluationConfig {
   // than min_delta.
   int64_t patience = 0;
   double min_delta = 0;
+  // Server-side evaluation: the coordinator also scores each evaluated round's committed
+  // model on a central test file, in a separate cohort-evaluator process (the coordinator
+  // itself does not load LibTorch). Absent unless `evaluation.server` is configured.
+  std::optional<ServerEvaluationConfig> server;
 };
 
 // Resource limits that protect the coordinator from a misbehaving or hostile peer.

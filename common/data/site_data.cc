@@ -54,4 +54,21 @@ absl::StatusOr<TrainTestSplit> LoadSiteData(const config::DataConfig& config) {
   return split;
 }
 
+absl::StatusOr<Dataset> LoadEvaluationData(const config::DataConfig& config) {
+  const bool idx = config.format == "idx";
+  absl::StatusOr<Dataset> data =
+      idx ? LoadIdxImages(config.images, config.labels) : LoadCsv(config.path, config.label);
+  if (!data.ok()) return data.status();
+  if (data->rows() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(idx ? config.images : config.path, ": the evaluation set is empty"));
+  }
+  if (!idx) {
+    Standardizer::Fit(*data).Apply(&*data);
+  } else if (config.normalize) {
+    PixelNormalizer::Fit(*data).Apply(&*data);
+  }
+  return data;
+}
+
 }  // namespace cohort::data

@@ -16,6 +16,12 @@ namespace cohort::data {
 // InvalidArgument (naming the file) when either part would be empty.
 absl::StatusOr<TrainTestSplit> LoadSiteData(const config::DataConfig& config);
 
+// The coordinator's central test file (evaluation.server.data), whole: csv standardized by a
+// Standardizer fitted on the file itself; idx pixels scaled to [0, 1] and, with `normalize`,
+// mapped by a PixelNormalizer fitted on the file's own images. The evaluation set plays the
+// part of one more site, whose statistics are its own. InvalidArgument when it is empty.
+absl::StatusOr<Dataset> LoadEvaluationData(const config::DataConfig& config);
+
 }  // namespace cohort::data
 
 #endif  // COHORT_COMMON_DATA_SITE_DATA_H_

@@ -66,6 +66,23 @@ absl::StatusOr<PartitionScheme> ParsePartitionScheme(const std::string& text) {
   return scheme;
 }
 
+Holdout StratifiedHoldout(const std::vector<int64_t>& labels, double fraction, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::map<int64_t, std::vector<int64_t>> by_label;
+  for (size_t i = 0; i < labels.size(); ++i) by_label[labels[i]].push_back(i);
+  Holdout out;
+  for (auto& [label, rows] : by_label) {
+    std::shuffle(rows.begin(), rows.end(), rng);
+    size_t n = static_cast<size_t>(std::llround(fraction * rows.size()));
+    if (rows.size() >= 2) n = std::clamp<size_t>(n, 1, rows.size() - 1);
+    out.held_out.insert(out.held_out.end(), rows.begin(), rows.begin() + n);
+    out.kept.insert(out.kept.end(), rows.begin() + n, rows.end());
+  }
+  std::sort(out.held_out.begin(), out.held_out.end());
+  std::sort(out.kept.begin(), out.kept.end());
+  return out;
+}
+
 absl::StatusOr<std::vector<std::vector<int64_t>>> PartitionRows(
     const std::vector<int64_t>& labels, int sites, const PartitionScheme& scheme,
     uint64_t seed) {

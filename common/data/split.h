@@ -27,6 +27,15 @@ absl::StatusOr<PartitionScheme> ParsePartitionScheme(const std::string& text);
 absl::StatusOr<std::vector<std::vector<int64_t>>> PartitionRows(
     const std::vector<int64_t>& labels, int sites, const PartitionScheme& scheme, uint64_t seed);
 
+// Rows set aside as a central test set before the rest is partitioned (cohortctl data split
+// --holdout): per class, round(fraction x class size) rows chosen by a seeded shuffle (at
+// least one and not all, for classes of two or more rows). Both lists are ascending.
+struct Holdout {
+  std::vector<int64_t> kept;
+  std::vector<int64_t> held_out;
+};
+Holdout StratifiedHoldout(const std::vector<int64_t>& labels, double fraction, uint64_t seed);
+
 }  // namespace cohort::data
 
 #endif  // COHORT_COMMON_DATA_SPLIT_H_

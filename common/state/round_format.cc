@@ -38,6 +38,26 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
+namespace {
+
+// One evaluation as a JSON object: examples, correct, loss, accuracy, and for binary models
+// auc, precision and recall.
+std::string EvaluationJson(const SiteEvaluation& e) {
+  const double n = static_cast<double>(e.examples);
+  std::string entry = "{\"examples\": " + std::to_string(e.examples) +
+                      ", \"correct\": " + std::to_string(e.correct) +
+                      ", \"loss\": " + JsonNumber(e.loss) + ", \"accuracy\": " +
+                      JsonNumber(e.examples ? std::optional<double>(e.correct / n) : std::nullopt);
+  if (e.binary) {
+    const PooledBinaryMetrics one = PoolBinaryMetrics({{"", e}});
+    entry += ", \"auc\": " + JsonNumber(e.auc) + ", \"precision\": " +
+             JsonNumber(one.precision) + ", \"recall\": " + JsonNumber(one.recall);
+  }
+  return entry + "}";
+}
+
+}  // namespace
+
 std::string RoundsAsJson(const std::vector<RoundRecord>& rounds) {
   std::ostringstream out;
   out << "[";
@@ -74,18 +94,11 @@ std::string RoundsAsJson(const std::vector<RoundRecord>& rounds) {
         << ", \"recall\": " << JsonNumber(pooled.recall) << ", \"auc\": " << JsonNumber(pooled.auc);
     std::vector<std::string> evaluations;
     for (const auto& [site, e] : r.site_evaluations) {
-      const double n = static_cast<double>(e.examples);
-      std::string entry = JsonString(site) + ": {\"examples\": " + std::to_string(e.examples) +
-                          ", \"loss\": " + JsonNumber(e.loss) + ", \"accuracy\": " +
-                          JsonNumber(e.examples ? std::optional<double>(e.correct / n) : std::nullopt);
-      if (e.binary) {
-        const PooledBinaryMetrics one = PoolBinaryMetrics({{site, e}});
-        entry += ", \"auc\": " + JsonNumber(e.auc) + ", \"precision\": " +
-                 JsonNumber(one.precision) + ", \"recall\": " + JsonNumber(one.recall);
-      }
-      evaluations.push_back(entry + "}");
+      evaluations.push_back(JsonString(site) + ": " + EvaluationJson(e));
     }
     out << ", \"site_evaluations\": {" << absl::StrJoin(evaluations, ", ") << "}";
+    out << ", \"server_evaluation\": "
+        << (r.server_evaluation ? EvaluationJson(*r.server_evaluation) : "null");
     out << "}";
   }
   out << (rounds.empty() ? "]" : "\n]") << "\n";

@@ -1,6 +1,37 @@
 #include "common/state/round_record_proto.h"
 
 namespace cohort::state {
+namespace {
+
+void EvaluationToProto(const std::string& site, const SiteEvaluation& e,
+                       cohort::v1::SiteEvaluationRecord* out) {
+  out->set_site_id(site);
+  out->set_examples(e.examples);
+  out->set_loss(e.loss);
+  out->set_correct(e.correct);
+  out->set_binary(e.binary);
+  out->set_true_positives(e.true_positives);
+  out->set_false_positives(e.false_positives);
+  out->set_true_negatives(e.true_negatives);
+  out->set_false_negatives(e.false_negatives);
+  if (e.auc.has_value()) out->set_auc(*e.auc);
+}
+
+SiteEvaluation EvaluationFromProto(const cohort::v1::SiteEvaluationRecord& e) {
+  SiteEvaluation out;
+  out.examples = e.examples();
+  out.loss = e.loss();
+  out.correct = e.correct();
+  out.binary = e.binary();
+  out.true_positives = e.true_positives();
+  out.false_positives = e.false_positives();
+  out.true_negatives = e.true_negatives();
+  out.false_negatives = e.false_negatives();
+  if (e.has_auc()) out.auc = e.auc();
+  return out;
+}
+
+}  // namespace
 
 cohort::v1::RoundSummary ToProto(const RoundRecord& record) {
   cohort::v1::RoundSummary summary;
@@ -29,17 +60,10 @@ cohort::v1::RoundSummary ToProto(const RoundRecord& record) {
   summary.set_checkpoint(record.checkpoint);
   summary.set_reason(record.reason);
   for (const auto& [site, e] : record.site_evaluations) {
-    cohort::v1::SiteEvaluationRecord* out = summary.add_site_evaluations();
-    out->set_site_id(site);
-    out->set_examples(e.examples);
-    out->set_loss(e.loss);
-    out->set_correct(e.correct);
-    out->set_binary(e.binary);
-    out->set_true_positives(e.true_positives);
-    out->set_false_positives(e.false_positives);
-    out->set_true_negatives(e.true_negatives);
-    out->set_false_negatives(e.false_negatives);
-    if (e.auc.has_value()) out->set_auc(*e.auc);
+    EvaluationToProto(site, e, summary.add_site_evaluations());
+  }
+  if (record.server_evaluation) {
+    EvaluationToProto("", *record.server_evaluation, summary.mutable_server_evaluation());
   }
   return summary;
 }
@@ -65,16 +89,10 @@ RoundRecord FromProto(const cohort::v1::RoundSummary& summary) {
   record.checkpoint = summary.checkpoint();
   record.reason = summary.reason();
   for (const cohort::v1::SiteEvaluationRecord& e : summary.site_evaluations()) {
-    SiteEvaluation& out = record.site_evaluations[e.site_id()];
-    out.examples = e.examples();
-    out.loss = e.loss();
-    out.correct = e.correct();
-    out.binary = e.binary();
-    out.true_positives = e.true_positives();
-    out.false_positives = e.false_positives();
-    out.true_negatives = e.true_negatives();
-    out.false_negatives = e.false_negatives();
-    if (e.has_auc()) out.auc = e.auc();
+    record.site_evaluations[e.site_id()] = EvaluationFromProto(e);
+  }
+  if (summary.has_server_evaluation()) {
+    record.server_evaluation = EvaluationFromProto(summary.server_evaluation());
   }
   return record;
 }

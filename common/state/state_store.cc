@@ -51,6 +51,18 @@ CREATE TABLE IF NOT EXISTS site_evaluations (
   auc             REAL,
   PRIMARY KEY (round, site)
 );
+CREATE TABLE IF NOT EXISTS server_evaluations (
+  round           INTEGER PRIMARY KEY REFERENCES rounds(round),
+  examples        INTEGER NOT NULL,
+  loss            REAL NOT NULL,
+  correct         INTEGER NOT NULL,
+  binary          INTEGER NOT NULL DEFAULT 0,
+  true_positives  INTEGER NOT NULL DEFAULT 0,
+  false_positives INTEGER NOT NULL DEFAULT 0,
+  true_negatives  INTEGER NOT NULL DEFAULT 0,
+  false_negatives INTEGER NOT NULL DEFAULT 0,
+  auc             REAL
+);
 CREATE TABLE IF NOT EXISTS settings (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -94,6 +106,42 @@ std::string ColumnText(sqlite3_stmt* stmt, int i) {
 std::vector<std::string> SplitIds(const std::string& text) {
   if (text.empty()) return {};
   return absl::StrSplit(text, ',');
+}
+
+// Binds an evaluation's columns (examples, loss, correct, binary, the four confusion counts,
+// auc) to parameters first..first + 8.
+void BindEvaluation(Statement& statement, int first, const SiteEvaluation& e) {
+  sqlite3_stmt* s = statement.get();
+  sqlite3_bind_int64(s, first, static_cast<sqlite3_int64>(e.examples));
+  sqlite3_bind_double(s, first + 1, e.loss);
+  sqlite3_bind_int64(s, first + 2, static_cast<sqlite3_int64>(e.correct));
+  sqlite3_bind_int(s, first + 3, e.binary ? 1 : 0);
+  sqlite3_bind_int64(s, first + 4, static_cast<sqlite3_int64>(e.true_positives));
+  sqlite3_bind_int64(s, first + 5, static_cast<sqlite3_int64>(e.false_positives));
+  sqlite3_bind_int64(s, first + 6, static_cast<sqlite3_int64>(e.true_negatives));
+  sqlite3_bind_int64(s, first + 7, static_cast<sqlite3_int64>(e.false_negatives));
+  if (e.auc.has_value()) {
+    sqlite3_bind_double(s, first + 8, *e.auc);
+  } else {
+    sqlite3_bind_null(s, first + 8);
+  }
+}
+
+// Reads the columns BindEvaluation binds, starting at column `first` of the current row.
+SiteEvaluation ColumnEvaluation(sqlite3_stmt* s, int first) {
+  SiteEvaluation e;
+  e.examples = static_cast<uint64_t>(sqlite3_column_int64(s, first));
+  e.loss = sqlite3_column_double(s, first + 1);
+  e.correct = static_cast<uint64_t>(sqlite3_column_int64(s, first + 2));
+  e.binary = sqlite3_column_int(s, first + 3) != 0;
+  e.true_positives = static_cast<uint64_t>(sqlite3_column_int64(s, first + 4));
+  e.false_positives = static_cast<uint64_t>(sqlite3_column_int64(s, first + 5));
+  e.true_negatives = static_cast<uint64_t>(sqlite3_column_int64(s, first + 6));
+  e.false_negatives = static_cast<uint64_t>(sqlite3_column_int64(s, first + 7));
+  if (sqlite3_column_type(s, first + 8) != SQLITE_NULL) {
+    e.auc = sqlite3_column_double(s, first + 8);
+  }
+  return e;
 }
 
 }  // namespace
@@ -242,19 +290,7 @@ absl::Status StateStore::CommitRoundRows(const RoundRecord& r) {
     if (!insert.ok()) return Error("prepare site_evaluations");
     sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(r.round));
     insert.BindText(2, site);
-    sqlite3_bind_int64(insert.get(), 3, static_cast<sqlite3_int64>(e.examples));
-    sqlite3_bind_double(insert.get(), 4, e.loss);
-    sqlite3_bind_int64(insert.get(), 5, static_cast<sqlite3_int64>(e.correct));
-    sqlite3_bind_int(insert.get(), 6, e.binary ? 1 : 0);
-    sqlite3_bind_int64(insert.get(), 7, static_cast<sqlite3_int64>(e.true_positives));
-    sqlite3_bind_int64(insert.get(), 8, static_cast<sqlite3_int64>(e.false_positives));
-    sqlite3_bind_int64(insert.get(), 9, static_cast<sqlite3_int64>(e.true_negatives));
-    sqlite3_bind_int64(insert.get(), 10, static_cast<sqlite3_int64>(e.false_negatives));
-    if (e.auc.has_value()) {
-      sqlite3_bind_double(insert.get(), 11, *e.auc);
-    } else {
-      sqlite3_bind_null(insert.get(), 11);
-    }
+    BindEvaluation(insert, 3, e);
     if (sqlite3_step(insert.get()) != SQLITE_DONE) return Error("record site evaluation");
   }
   return absl::OkStatus();
@@ -306,6 +342,32 @@ absl::Status StateStore::AbortRound(uint64_t round, absl::Duration duration,
   if (sqlite3_changes(db_) != 1) {
     return absl::FailedPreconditionError(absl::StrCat("round ", round, " is not open"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::RecordServerEvaluation(uint64_t round,
+                                                const SiteEvaluation& evaluation) {
+  absl::MutexLock lock(&mu_);
+  Statement status(db_, "SELECT status FROM rounds WHERE round=?");
+  if (!status.ok()) return Error("prepare RecordServerEvaluation");
+  sqlite3_bind_int64(status.get(), 1, static_cast<sqlite3_int64>(round));
+  if (sqlite3_step(status.get()) != SQLITE_ROW || ColumnText(status.get(), 0) != "committed") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "round ", round, " is not committed: no server evaluation can be recorded for it"));
+  }
+  Statement insert(db_,
+                   "INSERT INTO server_evaluations (round, examples, loss, correct, binary, "
+                   "true_positives, false_positives, true_negatives, false_negatives, auc) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!insert.ok()) return Error("prepare server_evaluations");
+  sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(round));
+  BindEvaluation(insert, 2, evaluation);
+  const int rc = sqlite3_step(insert.get());
+  if (rc == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("round ", round, " already has a server evaluation"));
+  }
+  if (rc != SQLITE_DONE) return Error("record server evaluation");
   return absl::OkStatus();
 }
 
@@ -383,17 +445,20 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRoundsLocked(bool commi
     while (sqlite3_step(s) == SQLITE_ROW) {
       auto it = by_round.find(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
       if (it == by_round.end()) continue;
-      SiteEvaluation e;
-      e.examples = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
-      e.loss = sqlite3_column_double(s, 3);
-      e.correct = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
-      e.binary = sqlite3_column_int(s, 5) != 0;
-      e.true_positives = static_cast<uint64_t>(sqlite3_column_int64(s, 6));
-      e.false_positives = static_cast<uint64_t>(sqlite3_column_int64(s, 7));
-      e.true_negatives = static_cast<uint64_t>(sqlite3_column_int64(s, 8));
-      e.false_negatives = static_cast<uint64_t>(sqlite3_column_int64(s, 9));
-      if (sqlite3_column_type(s, 10) != SQLITE_NULL) e.auc = sqlite3_column_double(s, 10);
-      it->second->site_evaluations[ColumnText(s, 1)] = e;
+      it->second->site_evaluations[ColumnText(s, 1)] = ColumnEvaluation(s, 2);
+    }
+  }
+  Statement server(db_,
+                   "SELECT round, examples, loss, correct, binary, true_positives, "
+                   "false_positives, true_negatives, false_negatives, auc "
+                   "FROM server_evaluations");
+  if (server.ok()) {  // absent in a database from before server-side evaluation
+    std::map<uint64_t, RoundRecord*> by_round;
+    for (RoundRecord& r : out) by_round[r.round] = &r;
+    sqlite3_stmt* s = server.get();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      auto it = by_round.find(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
+      if (it != by_round.end()) it->second->server_evaluation = ColumnEvaluation(s, 1);
     }
   }
   return out;

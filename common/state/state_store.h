@@ -64,6 +64,9 @@ struct RoundRecord {
   std::map<std::string, SiteEpsilon> site_epsilon;
   // Each evaluating site's figures on the committed model.
   std::map<std::string, SiteEvaluation> site_evaluations;
+  // The coordinator's own evaluation of the committed model on the central test file
+  // (evaluation.server), recorded after the commit by RecordServerEvaluation.
+  std::optional<SiteEvaluation> server_evaluation;
   uint64_t examples = 0;                  // training examples behind the aggregate
   std::optional<double> train_loss;       // example-weighted mean over participants
   std::optional<double> test_loss;        // example-weighted, of the committed model
@@ -102,6 +105,9 @@ class StateStore {
   // The most recent committed round, if any.
   absl::StatusOr<std::optional<RoundRecord>> LastCommittedRound();
   absl::StatusOr<std::vector<RoundRecord>> ListRounds(bool committed_only);
+  // Records the server-side evaluation of committed round `round` (once; AlreadyExists for a
+  // second, FailedPrecondition when the round is not committed).
+  absl::Status RecordServerEvaluation(uint64_t round, const SiteEvaluation& evaluation);
   // Every committed (q, sigma, steps) per site, in round order, to rebuild the accounting.
   absl::StatusOr<std::map<std::string, std::vector<SiteEpsilon>>> SitePrivacyHistory();
 

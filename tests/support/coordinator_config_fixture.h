@@ -40,6 +40,9 @@ class CoordinatorConfigFixture {
     return config::ParseCoordinatorConfig(text, "coord.yaml", dir_.path());
   }
 
+  // A path inside the config's directory (relative paths in the config resolve against it).
+  std::string File(const std::string& name) const { return dir_.File(name); }
+
  private:
   TempDir dir_;
   const std::string sites_;
