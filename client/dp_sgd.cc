@@ -128,7 +128,13 @@ ClippedGradientComputer::ClippedGradientComputer(torch::nn::Sequential module)
   method_ = linear_only ? ClippingMethod::kLinear
                         : conv_ok ? ClippingMethod::kConv : ClippingMethod::kPerExampleLoop;
   params_ = module_->parameters();
+  forward_ = [module = module_](const torch::Tensor& t) mutable { return module->forward(t); };
 }
+
+ClippedGradientComputer::ClippedGradientComputer(DifferentiableModel model)
+    : forward_(std::move(model.forward)),
+      method_(ClippingMethod::kPerExampleLoop),
+      params_(std::move(model.parameters)) {}
 
 absl::StatusOr<const ClippedGradients*> ClippedGradientComputer::Compute(const torch::Tensor& x,
                                                                          const torch::Tensor& y,
@@ -415,7 +421,7 @@ absl::Status ClippedGradientComputer::ComputeConv(const torch::Tensor& x, const 
 absl::Status ClippedGradientComputer::ComputeLoop(const torch::Tensor& x, const torch::Tensor& y,
                                                   double clip) {
   absl::StatusOr<ClippedGradients> got = ClippedGradientSumPerExample(
-      [this](const torch::Tensor& t) { return module_->forward(t); }, params_, x, y, clip);
+      forward_, params_, x, y, clip);
   if (!got.ok()) return got.status();
   torch::NoGradGuard no_grad;
   for (size_t k = 0; k < params_.size(); ++k) result_.sum[k].copy_(got->sum[k]);
@@ -486,6 +492,15 @@ DpSgdStepper::DpSgdStepper(torch::nn::Sequential module, double max_grad_norm,
       scale_(-learning_rate / expected_batch),
       learning_rate_(learning_rate) {}
 
+DpSgdStepper::DpSgdStepper(DifferentiableModel model, double max_grad_norm,
+                           double noise_multiplier, double learning_rate, double expected_batch)
+    : clipper_(model),
+      params_(model.parameters),
+      max_grad_norm_(max_grad_norm),
+      noise_stddev_(noise_multiplier * max_grad_norm),
+      scale_(-learning_rate / expected_batch),
+      learning_rate_(learning_rate) {}
+
 void DpSgdStepper::SetProximal(double mu) {
   proximal_mu_ = mu;
   anchors_.clear();
@@ -533,19 +548,28 @@ absl::StatusOr<const ClippedGradients*> DpSgdStepper::Step(const torch::Tensor& 
   return grads;
 }
 
-absl::StatusOr<DpSgdStats> RunDpSgd(torch::nn::Sequential& module, const torch::Tensor& x,
-                                    const torch::Tensor& y, const DpSgdConfig& config,
-                                    crypto::SecureSampler& sampler) {
+namespace {
+
+absl::Status CheckDpConfig(const DpSgdConfig& config) {
   if (!(config.sample_rate > 0 && config.sample_rate <= 1) || !(config.noise_multiplier >= 0) ||
       config.steps < 0) {
     return absl::InvalidArgumentError("DP-SGD needs 0 < q <= 1, sigma >= 0 and steps >= 0");
   }
+  if (!(config.proximal_mu >= 0)) return absl::InvalidArgumentError("proximal_mu must be >= 0");
+  return absl::OkStatus();
+}
+
+// `model` is a Sequential or a DifferentiableModel.
+template <typename Model>
+absl::StatusOr<DpSgdStats> RunDpSgdSteps(Model& model, const torch::Tensor& x,
+                                         const torch::Tensor& y, const DpSgdConfig& config,
+                                         crypto::SecureSampler& sampler) {
+  if (absl::Status s = CheckDpConfig(config); !s.ok()) return s;
   const int64_t n = x.size(0);
   const double expected_batch = config.sample_rate * static_cast<double>(n);
   if (!(expected_batch > 0)) return absl::InvalidArgumentError("DP-SGD needs training data");
-  DpSgdStepper stepper(module, config.max_grad_norm, config.noise_multiplier,
+  DpSgdStepper stepper(model, config.max_grad_norm, config.noise_multiplier,
                        config.learning_rate, expected_batch);
-  if (!(config.proximal_mu >= 0)) return absl::InvalidArgumentError("proximal_mu must be >= 0");
   stepper.SetProximal(config.proximal_mu);
   DpSgdStats stats;
   double loss_sum = 0;
@@ -571,6 +595,21 @@ absl::StatusOr<DpSgdStats> RunDpSgd(torch::nn::Sequential& module, const torch::
     stats.clipped_fraction = static_cast<double>(clipped) / static_cast<double>(stats.examples_seen);
   }
   return stats;
+}
+
+}  // namespace
+
+absl::StatusOr<DpSgdStats> RunDpSgd(torch::nn::Sequential& module, const torch::Tensor& x,
+                                    const torch::Tensor& y, const DpSgdConfig& config,
+                                    crypto::SecureSampler& sampler) {
+  return RunDpSgdSteps(module, x, y, config, sampler);
+}
+
+absl::StatusOr<DpSgdStats> RunDpSgd(const DifferentiableModel& model, const torch::Tensor& x,
+                                    const torch::Tensor& y, const DpSgdConfig& config,
+                                    crypto::SecureSampler& sampler) {
+  DifferentiableModel copy = model;
+  return RunDpSgdSteps(copy, x, y, config, sampler);
 }
 
 }  // namespace cohort::client

@@ -45,6 +45,13 @@ enum class ClippingMethod {
   kPerExampleLoop,
 };
 
+// A model as the per-example loop sees it: its forward function and its parameters (in
+// registration order), e.g. a TorchScript module's.
+struct DifferentiableModel {
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  std::vector<torch::Tensor> parameters;
+};
+
 // Computes ClippedGradients for a Sequential under summed cross-entropy, reusing its buffers
 // across calls (the tensors of the returned struct are overwritten by the next call). Works in
 // the module's dtype (float32 or float64); x must have that dtype, y int64 labels.
@@ -52,6 +59,8 @@ enum class ClippingMethod {
 class ClippedGradientComputer {
  public:
   explicit ClippedGradientComputer(torch::nn::Sequential module);
+  // Any other model: always kPerExampleLoop.
+  explicit ClippedGradientComputer(DifferentiableModel model);
 
   ClippingMethod method() const { return method_; }
 
@@ -68,6 +77,7 @@ class ClippedGradientComputer {
   absl::Status ComputeLoop(const torch::Tensor& x, const torch::Tensor& y, double clip);
 
   torch::nn::Sequential module_;
+  std::function<torch::Tensor(const torch::Tensor&)> forward_;  // module_'s, or the model's
   ClippingMethod method_ = ClippingMethod::kPerExampleLoop;
   std::vector<torch::Tensor> params_;
   torch::Tensor flat_sum_;
@@ -120,6 +130,8 @@ class DpSgdStepper {
  public:
   DpSgdStepper(torch::nn::Sequential module, double max_grad_norm, double noise_multiplier,
                double learning_rate, double expected_batch);
+  DpSgdStepper(DifferentiableModel model, double max_grad_norm, double noise_multiplier,
+               double learning_rate, double expected_batch);
 
   ClippingMethod method() const { return clipper_.method(); }
 
@@ -150,6 +162,10 @@ class DpSgdStepper {
 // clipped gradient sum gets N(0, (sigma C)^2) noise on every coordinate (also for an empty
 // batch) and is divided by the expected batch size q * n before the SGD update.
 absl::StatusOr<DpSgdStats> RunDpSgd(torch::nn::Sequential& module, const torch::Tensor& x,
+                                    const torch::Tensor& y, const DpSgdConfig& config,
+                                    crypto::SecureSampler& sampler);
+// The same for any model (a TorchScript module), clipped by the per-example loop.
+absl::StatusOr<DpSgdStats> RunDpSgd(const DifferentiableModel& model, const torch::Tensor& x,
                                     const torch::Tensor& y, const DpSgdConfig& config,
                                     crypto::SecureSampler& sampler);
 

@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
   // both reproducible (the config loader refuses a seed outside mode: simulation).
   auto trainer = cohort::client::MakeTorchTrainer(
       config->data, config->threads, config->has_seed ? config->seed : std::random_device{}(),
-      config->has_seed ? std::optional<uint64_t>(config->seed) : std::nullopt);
+      config->has_seed ? std::optional<uint64_t>(config->seed) : std::nullopt,
+      config->torchscript_model);
   if (!trainer.ok()) {
     std::cerr << "cohort-client: " << config_path << ": data: " << trainer.status().message()
               << "\n";

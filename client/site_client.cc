@@ -149,7 +149,14 @@ absl::Status SiteClient::Run() {
   while (!stopping_) {
     const int opened_before = sessions_opened_;
     std::string why;
-    if (RunSession(&why) == SessionEnd::kDone) return absl::OkStatus();
+    const SessionEnd end = RunSession(&why);
+    if (end == SessionEnd::kDone) return absl::OkStatus();
+    if (end == SessionEnd::kRefused) {
+      spdlog::error("site={} stage=connect the coordinator refused this site: {}", config_.site,
+                    why);
+      return absl::FailedPreconditionError(
+          absl::StrCat("the coordinator refused this site: ", why));
+    }
     if (stopping_) break;
     if (sessions_opened_ > opened_before) {
       backoff = config_.reconnect.initial_backoff;
@@ -243,10 +250,21 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
   hello.mutable_hello()->set_train_examples(trainer_->train_examples());
   hello.mutable_hello()->set_test_examples(trainer_->test_examples());
   hello.mutable_hello()->set_num_features(static_cast<uint32_t>(trainer_->num_features()));
+  if (std::optional<tensor::ParameterLayout> local = trainer_->LocalModelLayout()) {
+    for (const tensor::TensorSpec& t : local->tensors()) {
+      cohort::v1::TensorSpec* out = hello.mutable_hello()->mutable_model_layout()->add_tensors();
+      out->set_name(t.name);
+      for (int64_t d : t.shape) out->add_shape(d);
+    }
+  }
   cohort::v1::CoordinatorMessage message;
-  if (!stream->Write(hello) || !stream->Read(&message) || !message.has_welcome()) {
-    // End our side first: Finish() on a stream the coordinator keeps open would block.
-    context.TryCancel();
+  const bool wrote = stream->Write(hello);
+  const bool read = wrote && stream->Read(&message);
+  if (!read || !message.has_welcome()) {
+    // A stream the coordinator ended (Read failed after our Hello) carries its status, e.g.
+    // a refusal; otherwise end our side first: Finish() on a stream the coordinator keeps
+    // open would block.
+    if (read || !wrote) context.TryCancel();
     grpc::Status status = stream->Finish();
     clear_context();
     *why = message.has_welcome() || status.error_code() != grpc::StatusCode::CANCELLED
@@ -255,6 +273,9 @@ SiteClient::SessionEnd SiteClient::RunSession(std::string* why) {
     // A coordinator that refuses our certificate just closes the connection; say what is
     // wrong with it when that can be seen here.
     if (!message.has_welcome()) {
+      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        return SessionEnd::kRefused;
+      }
       if (std::string problems = tls::OwnCertificateProblems(config_.tls); !problems.empty()) {
         *why = absl::StrCat(*why, "; ", problems);
       }

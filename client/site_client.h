@@ -67,7 +67,9 @@ class SiteClient {
  private:
   using SessionStream =
       grpc::ClientReaderWriter<cohort::v1::SiteMessage, cohort::v1::CoordinatorMessage>;
-  enum class SessionEnd { kDone, kLost };
+  // kRefused: the coordinator refused the session for a reason that retrying cannot fix
+  // (FAILED_PRECONDITION before Welcome, e.g. a model architecture mismatch).
+  enum class SessionEnd { kDone, kLost, kRefused };
   // (Re)creates channel_ with credentials read from the TLS files now.
   absl::Status OpenChannel();
   // One connection: Hello, then tasks until the stream ends.

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "client/trainer.h"
@@ -17,13 +18,19 @@ namespace cohort::client {
 // cross-entropy. A cnn sees each row as a [channels, height, width] image.
 // `noise_seed` (simulations and tests only) makes DP-SGD's sampling and noise reproducible;
 // without it they are keyed from the OS.
+// `torchscript` (client config model.torchscript): the site's own copy of the federation's
+// TorchScript module, trained and evaluated instead of a built-in model (InvalidArgument when
+// it cannot be loaded).
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(
     const config::DataConfig& data, int64_t threads, uint64_t seed,
-    std::optional<uint64_t> noise_seed = std::nullopt);
+    std::optional<uint64_t> noise_seed = std::nullopt, const std::string& torchscript = "");
 
 // The same trainer over data already in memory (tests, benchmarks, simulations).
 std::unique_ptr<Trainer> MakeTorchTrainerFromSplit(
     data::TrainTestSplit split, uint64_t seed, std::optional<uint64_t> noise_seed = std::nullopt);
+absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainerFromSplit(
+    data::TrainTestSplit split, uint64_t seed, std::optional<uint64_t> noise_seed,
+    const std::string& torchscript);
 
 // Sets LibTorch's intra-op thread count for this process.
 void SetTorchThreads(int64_t threads);

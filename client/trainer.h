@@ -60,6 +60,9 @@ class Trainer {
   virtual uint64_t train_examples() const = 0;
   virtual uint64_t test_examples() const = 0;
   virtual int64_t num_features() const = 0;
+  // The parameter layout of the site's own model file (a TorchScript module), sent in Hello
+  // so that the coordinator can refuse a mismatched architecture; nullopt for built-ins.
+  virtual std::optional<tensor::ParameterLayout> LocalModelLayout() const { return std::nullopt; }
   // Refuses an architecture that cannot run on this site's data (InvalidArgument, with why).
   virtual absl::Status CheckModel(const config::ModelSpec& spec,
                                   const tensor::ParameterLayout& layout) const = 0;

@@ -87,7 +87,31 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   absl::StatusOr<std::unique_ptr<state::StateStore>> store =
       state::StateStore::Open(config.state_dir + "/state.db");
   if (!store.ok()) return store.status();
-  tensor::ParameterLayout layout = model::LayoutFor(config.model);
+  // A TorchScript model's layout and initial values come from its file, read by
+  // cohort-evaluator (LibTorch stays out of this process); a built-in's from its spec.
+  tensor::ParameterLayout layout;
+  std::vector<float> initial;
+  if (config.model.arch == "torchscript") {
+    absl::StatusOr<std::string> evaluator = ResolveEvaluator(
+        config.evaluation.server.has_value() ? config.evaluation.server->evaluator : "");
+    if (!evaluator.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model.torchscript: ", evaluator.status().message()));
+    }
+    absl::StatusOr<TorchScriptParameters> inspected =
+        InspectTorchScript(*evaluator, config.model.torchscript,
+                           config.state_dir + "/checkpoints/torchscript-inspect.tmp",
+                           absl::Minutes(5));
+    if (!inspected.ok()) return inspected.status();
+    layout = std::move(inspected->layout);
+    initial = std::move(inspected->values);
+    spdlog::info("stage=start model torchscript {}: {} parameter tensors, {} values, "
+                 "architecture fingerprint {}",
+                 config.model.torchscript, layout.tensors().size(), layout.TotalValues(),
+                 model::LayoutDigest(layout));
+  } else {
+    layout = model::LayoutFor(config.model);
+  }
   std::optional<ServerEvaluator> server_evaluator;
   if (config.evaluation.server.has_value()) {
     absl::StatusOr<ServerEvaluator> evaluator =
@@ -138,7 +162,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     spdlog::info("stage=resume resuming after committed round {} (checkpoint {})", last.round,
                  last.checkpoint);
   } else {
-    global = model::InitialParameters(config.model, config.has_seed ? config.seed : 0);
+    global = config.model.arch == "torchscript"
+                 ? std::move(initial)
+                 : model::InitialParameters(config.model, config.has_seed ? config.seed : 0);
   }
   uint64_t model_round = committed->empty() ? 0 : committed->back().round;
   // The server optimizer continues from its state after the last committed round. A
@@ -192,6 +218,7 @@ Coordinator::Coordinator(config::CoordinatorConfig config,
       last_round_number_(last_round) {
   service_ = std::make_unique<FederationService>(config_, &sessions_, &board_);
   service_->SetMetrics(&metrics_);
+  service_->SetModelLayout(layout_);
   admin_service_ = std::make_unique<AdminService>(config_.federation, config_.tls.ca,
                                                   config_.admins, this);
   committed_snapshot_ = committed_rounds_;

@@ -1,8 +1,10 @@
 #include "server/federation_service.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/model/models.h"
 #include "common/tensor/chunk_reassembler.h"
 #include "common/tls/peer_identity.h"
 #include "common/util/files.h"
@@ -53,10 +55,16 @@ void UploadSlots::Release() {
   ++free_;
 }
 
+namespace {
+// The most parameter tensors a site's Hello may describe.
+constexpr int kMaxHelloTensors = 1 << 16;
+}  // namespace
+
 FederationService::FederationService(const config::CoordinatorConfig& config,
                                      SessionRegistry* sessions, RoundBoard* board)
     : federation_(config.federation),
       ca_path_(config.tls.ca),
+      model_spec_(config.model),
       allowed_sites_(config.sites.begin(), config.sites.end()),
       max_chunk_bytes_(config.limits.max_chunk_bytes),
       stage_timeout_(config.rounds.stage_timeout),
@@ -97,6 +105,34 @@ grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStr
     spdlog::warn("site={} stage=session refused: first message is not Hello", *site);
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the first Session message must be Hello");
+  }
+  // A site must run the federation's architecture: refused before Welcome, so that the site
+  // sees a permanent refusal (it stops) rather than a lost connection (it would retry).
+  std::optional<tensor::ParameterLayout> site_layout;
+  if (first.hello().has_model_layout()) {
+    const cohort::v1::ModelLayout& described = first.hello().model_layout();
+    // Bounded before use: a layout is names and shapes, never more than a model could hold.
+    bool bounded = described.tensors_size() <= kMaxHelloTensors;
+    std::vector<tensor::TensorSpec> tensors;
+    for (const cohort::v1::TensorSpec& t : described.tensors()) {
+      bounded = bounded && t.shape_size() <= 8 && t.name().size() <= 1024;
+      for (int64_t d : t.shape()) bounded = bounded && d >= 1 && d <= (int64_t{1} << 31);
+      if (!bounded) break;
+      tensors.push_back({t.name(), {t.shape().begin(), t.shape().end()}});
+    }
+    if (!bounded) {
+      spdlog::warn("site={} stage=session refused: Hello's model layout is out of bounds", *site);
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("Hello.model_layout is out of bounds (at most ",
+                                       kMaxHelloTensors, " tensors of at most 8 dimensions, "
+                                       "each 1..2^31, names up to 1024 bytes)"));
+    }
+    site_layout = tensor::ParameterLayout(std::move(tensors));
+  }
+  if (absl::Status fits = model::CheckSiteArchitecture(model_spec_, layout_, site_layout);
+      !fits.ok()) {
+    spdlog::warn("site={} stage=session refused: {}", *site, fits.message());
+    return ToGrpcStatus(fits);
   }
   // Welcome goes out before the session is registered: once registered, the round loop may
   // push a task down the stream at any moment, and Welcome must be the first message.

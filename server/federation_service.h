@@ -65,6 +65,10 @@ class FederationService final : public cohort::v1::Federation::Service {
   // Counts the bytes of uploads, downloads and session messages. Set before the server
   // starts; may stay null.
   void SetMetrics(CoordinatorMetrics* metrics) { metrics_ = metrics; }
+  // The federation's parameter layout: a Session whose Hello describes a different model
+  // architecture (model::CheckSiteArchitecture) is refused with FAILED_PRECONDITION before
+  // Welcome. Set before the server starts.
+  void SetModelLayout(tensor::ParameterLayout layout) { layout_ = std::move(layout); }
 
   grpc::Status Session(grpc::ServerContext* context, SessionStream* stream) override;
   grpc::Status DownloadModel(grpc::ServerContext* context,
@@ -88,6 +92,8 @@ class FederationService final : public cohort::v1::Federation::Service {
   const std::string ca_path_;
   std::shared_ptr<tls::RevocationList> crl_;
   CoordinatorMetrics* metrics_ = nullptr;
+  config::ModelSpec model_spec_;
+  tensor::ParameterLayout layout_;
   const std::set<std::string> allowed_sites_;
   const int64_t max_chunk_bytes_;
   const absl::Duration stage_timeout_;

@@ -8,8 +8,28 @@
 #include "absl/time/time.h"
 #include "common/config/coordinator_config.h"
 #include "common/state/state_store.h"
+#include "common/tensor/layout.h"
 
 namespace cohort::server {
+
+// The cohort-evaluator to run: `configured` if set, else the one next to the running binary.
+// FailedPrecondition naming the path when it is not an executable file.
+absl::StatusOr<std::string> ResolveEvaluator(const std::string& configured);
+
+// A TorchScript model's parameters as the coordinator holds them.
+struct TorchScriptParameters {
+  tensor::ParameterLayout layout;
+  std::vector<float> values;  // the module's own (initial) values, in layout order
+};
+
+// Reads the parameter names, shapes and values of the TorchScript file at `path` by running
+// `evaluator inspect` (the coordinator itself never loads LibTorch). `scratch` is a file path
+// the evaluator may write (removed afterwards). InvalidArgument with the evaluator's reason
+// when the file is not a usable module.
+absl::StatusOr<TorchScriptParameters> InspectTorchScript(const std::string& evaluator,
+                                                         const std::string& path,
+                                                         const std::string& scratch,
+                                                         absl::Duration timeout);
 
 // Server-side evaluation (evaluation.server): scores a committed checkpoint on the central
 // test file by running cohort-evaluator, a separate LibTorch process, and parsing its report.

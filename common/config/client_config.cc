@@ -56,6 +56,14 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
   config.logging = ReadLogging(top.Map("logging"));
   config.http = ReadHttp(top.Map("http"));
   config.threads = top.Int("threads", 1, 1, 256);
+  // The site's own copy of a TorchScript model (federations with model: {torchscript: ...}).
+  if (top.Has("model")) {
+    MapReader model = top.Map("model");
+    config.torchscript_model = model.Path("torchscript", /*required=*/true, /*must_exist=*/true);
+    model.Finish();
+  } else {
+    top.Map("model");  // marks the key as known
+  }
   config.mode = top.Enum("mode", "production", {"production", "simulation"});
   if (top.Has("seed")) {
     config.has_seed = true;

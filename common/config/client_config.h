@@ -47,6 +47,11 @@ struct ClientConfig {
   std::string mode = "production";
   bool has_seed = false;
   uint64_t seed = 0;
+  // `model: {torchscript: path}`: the site's own copy of the federation's TorchScript module,
+  // which it trains and evaluates; the coordinator refuses a site whose parameter names and
+  // shapes differ from the federation's. Empty: the federation's built-in model, built from
+  // the spec the coordinator sends.
+  std::string torchscript_model;
   // LibTorch intra-op threads for local training.
   int64_t threads = 1;
   // Exit once the coordinator reports the federation finished (otherwise keep waiting for

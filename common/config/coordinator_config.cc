@@ -73,6 +73,9 @@ absl::Status CheckModelSpec(const ModelSpec& spec) {
   auto in_range = [](const std::vector<int64_t>& v, int64_t max) {
     return std::all_of(v.begin(), v.end(), [max](int64_t x) { return x >= 1 && x <= max; });
   };
+  // A TorchScript module's shape is checked against its parameter layout instead (each site
+  // runs its own copy of the file; the coordinator compares fingerprints at join time).
+  if (spec.arch == "torchscript") return absl::OkStatus();
   if (spec.arch != "logreg" && spec.arch != "mlp" && spec.arch != "cnn") {
     return bad(absl::StrCat("unknown arch '", spec.arch, "'"));
   }
@@ -244,6 +247,18 @@ namespace {
 
 ModelSpec ReadModel(MapReader model) {
   ModelSpec spec;
+  if (model.Has("torchscript")) {
+    spec.arch = "torchscript";
+    spec.torchscript = model.Path("torchscript", /*required=*/true, /*must_exist=*/true);
+    bool other_keys = false;
+    for (const char* key : {"arch", "inputs", "hidden", "classes", "input_shape", "channels"}) {
+      if (!model.Has(key)) continue;
+      other_keys = true;
+      model.Fail(key, "not with torchscript: the module defines its own architecture");
+    }
+    if (!other_keys) model.Finish();
+    return spec;
+  }
   spec.arch = model.Enum("arch", std::nullopt, {"logreg", "mlp", "cnn"});
   if (spec.arch == "cnn") {
     if (model.Has("inputs")) {

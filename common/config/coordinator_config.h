@@ -45,7 +45,10 @@ struct HttpConfig {
 // `cnn` has one block per entry of `channels` (3x3 convolution with padding 1, ReLU, 2x2
 // max-pooling) on input_shape images, then the ReLU hidden layers and the output layer.
 struct ModelSpec {
-  std::string arch = "mlp";
+  std::string arch = "mlp";  // logreg, mlp, cnn, or torchscript (then only `torchscript` is set)
+  // arch torchscript: the module file (torch.jit.save) in this party's config; its parameters
+  // (names, shapes, initial values) define the model.
+  std::string torchscript;
   int64_t inputs = 0;  // cnn: the product of input_shape
   std::vector<int64_t> hidden;
   int64_t classes = 2;

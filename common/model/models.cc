@@ -1,9 +1,12 @@
 #include "common/model/models.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/crypto/sha256.h"
 
 namespace cohort::model {
 
@@ -49,6 +52,48 @@ std::vector<float> InitialParameters(const config::ModelSpec& spec, uint64_t see
     for (int64_t i = 0; i < t.NumValues(); ++i) values.push_back(static_cast<float>(uniform(rng)));
   }
   return values;
+}
+
+std::string LayoutDigest(const tensor::ParameterLayout& layout) {
+  return crypto::HexEncode(crypto::Sha256(layout.Fingerprint())).substr(0, 16);
+}
+
+absl::Status CheckSiteArchitecture(const config::ModelSpec& federation_spec,
+                                   const tensor::ParameterLayout& federation,
+                                   const std::optional<tensor::ParameterLayout>& site) {
+  const bool torchscript = federation_spec.arch == "torchscript";
+  if (!torchscript) {
+    if (!site.has_value()) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "architecture mismatch: this site runs its own TorchScript model (fingerprint ",
+        LayoutDigest(*site), ") but the federation trains the built-in ", federation_spec.arch,
+        " model (fingerprint ", LayoutDigest(federation),
+        "); remove model: from the site's config"));
+  }
+  if (!site.has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "architecture mismatch: the federation trains a TorchScript model (fingerprint ",
+        LayoutDigest(federation), ", ", federation.tensors().size(),
+        " parameter tensors) but this site has none; set model: {torchscript: FILE} in the "
+        "site's config to its copy of the federation's module"));
+  }
+  const std::vector<tensor::TensorSpec>& a = site->tensors();
+  const std::vector<tensor::TensorSpec>& b = federation.tensors();
+  auto describe = [](const tensor::TensorSpec& t) {
+    return absl::StrCat("'", t.name, "' [", absl::StrJoin(t.shape, ","), "]");
+  };
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    const bool same = i < a.size() && i < b.size() && a[i].name == b[i].name &&
+                      a[i].shape == b[i].shape;
+    if (same) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "architecture mismatch: the site's TorchScript model (fingerprint ", LayoutDigest(*site),
+        ", ", a.size(), " parameter tensors) differs from the federation's (fingerprint ",
+        LayoutDigest(federation), ", ", b.size(), "); first difference at parameter ", i,
+        ": the site has ", i < a.size() ? describe(a[i]) : "nothing", ", the federation ",
+        i < b.size() ? describe(b[i]) : "nothing"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace cohort::model

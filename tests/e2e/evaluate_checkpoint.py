@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Evaluates a cohort checkpoint in Python, independently of the C++ code.
 
-    evaluate_checkpoint.py CHECKPOINT TEST.csv LABEL_COLUMN
+    evaluate_checkpoint.py CHECKPOINT TEST.csv LABEL_COLUMN [TORCHSCRIPT_MODULE]
 
 Loads the checkpoint with torch.load (a {name: float32 tensor} state dict: fc0.weight,
-fc0.bias, fc1.weight, ... of a logreg or mlp), reads the CSV with the csv module, standardizes
+fc0.bias, fc1.weight, ... of a logreg or mlp; or, with TORCHSCRIPT_MODULE, the state dict of
+that module, loaded into it with load_state_dict), reads the CSV with the csv module, standardizes
 the features as cohort documents it (docs/configuration.md: the class-balanced centre, the
 mean of the per-class means, and scale, the square root of the within-class variance averaged
-over classes; constant features scale 1), runs the Linear/ReLU stack and prints one JSON
-object: examples, correct, accuracy, loss (mean cross-entropy) and, for two classes, auc.
+over classes; constant features scale 1), runs the Linear/ReLU stack (or the module) and
+prints one JSON object: examples, correct, accuracy, loss (mean cross-entropy) and, for two
+classes, auc.
 """
 import csv
 import json
@@ -40,6 +42,7 @@ def auc(scores, labels):
 
 def main():
     checkpoint, table, label = sys.argv[1:4]
+    module = torch.jit.load(sys.argv[4]) if len(sys.argv) > 4 else None
     state = torch.load(checkpoint)
     with open(table, newline="") as f:
         rows = list(csv.reader(f))
@@ -50,8 +53,13 @@ def main():
     x = torch.tensor([[float(v) for i, v in enumerate(r) if i != index] for r in body],
                      dtype=torch.float32)
     h = standardize(x, y)
-    layers = sorted({k.split(".")[0] for k in state}, key=lambda name: int(name[2:]))
     with torch.no_grad():
+        if module is not None:
+            module.load_state_dict(state)
+            module.eval()
+            h = module(h)
+        layers = [] if module is not None else sorted(
+            {k.split(".")[0] for k in state}, key=lambda name: int(name[2:]))
         for i, name in enumerate(layers):
             h = torch.nn.functional.linear(h, state[name + ".weight"], state[name + ".bias"])
             if i + 1 < len(layers):

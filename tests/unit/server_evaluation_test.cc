@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "common/config/coordinator_config.h"
 #include "common/data/split.h"
+#include "common/model/models.h"
 #include "common/state/evaluation_report.h"
 #include "common/state/state_store.h"
 #include "common/util/files.h"
@@ -226,6 +227,72 @@ TEST_CASE("A stratified holdout keeps every class on both sides and is seeded", 
   CHECK(all.size() == 100);
   CHECK(data::StratifiedHoldout(labels, 0.2, 3).held_out == a.held_out);
   CHECK(data::StratifiedHoldout(labels, 0.2, 4).held_out != a.held_out);
+}
+
+}  // namespace cohort
+
+namespace cohort {
+
+TEST_CASE("A TorchScript model config takes only the module file", "[config]") {
+  CoordinatorConfigFixture fixture;
+  WriteTextFile(fixture.File("net.pt"), "not read by the config loader");
+  // The fixture's Parse adds a built-in model; this config has only the TorchScript one.
+  const std::string base =
+      "federation: demo\nlisten: 127.0.0.1:7443\n"
+      "tls: {ca: tls/ca.pem, cert: tls/coordinator.pem, key: tls/coordinator.key}\n"
+      "sites: [hospital-a]\nstate_dir: state\nrounds: {count: 1}\n";
+  absl::StatusOr<config::CoordinatorConfig> config = config::ParseCoordinatorConfig(
+      base + "model: {torchscript: net.pt}\n", "coord.yaml", fixture.File(""));
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->model.arch == "torchscript");
+  CHECK(config->model.torchscript == fixture.File("net.pt"));
+  RequireInvalid(config::ParseCoordinatorConfig(base + "model: {torchscript: net.pt, classes: 2}\n",
+                                                "coord.yaml", fixture.File(""))
+                     .status(),
+                 {"model.classes", "not with torchscript"});
+  RequireInvalid(config::ParseCoordinatorConfig(base + "model: {torchscript: missing.pt}\n",
+                                                "coord.yaml", fixture.File(""))
+                     .status(),
+                 {"model.torchscript", "missing.pt"});
+}
+
+TEST_CASE("The join-time architecture check names both fingerprints and the first difference",
+          "[model]") {
+  config::ModelSpec script;
+  script.arch = "torchscript";
+  const tensor::ParameterLayout federation({{"hidden.weight", {16, 63}}, {"hidden.bias", {16}},
+                                            {"out.weight", {2, 16}}, {"out.bias", {2}}});
+  CHECK(model::CheckSiteArchitecture(script, federation, federation).ok());
+  CHECK(model::LayoutDigest(federation).size() == 16);
+
+  const tensor::ParameterLayout wider({{"hidden.weight", {16, 63}}, {"hidden.bias", {16}},
+                                       {"out.weight", {3, 16}}, {"out.bias", {3}}});
+  absl::Status mismatch = model::CheckSiteArchitecture(script, federation, wider);
+  CHECK(mismatch.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(mismatch.message()),
+             Catch::Contains(model::LayoutDigest(wider)) &&
+                 Catch::Contains(model::LayoutDigest(federation)) &&
+                 Catch::Contains("first difference at parameter 2: the site has 'out.weight' "
+                                 "[3,16], the federation 'out.weight' [2,16]"));
+
+  // Same shapes, other names; one tensor fewer.
+  const tensor::ParameterLayout renamed({{"fc.weight", {16, 63}}, {"hidden.bias", {16}},
+                                         {"out.weight", {2, 16}}, {"out.bias", {2}}});
+  CHECK_FALSE(model::CheckSiteArchitecture(script, federation, renamed).ok());
+  const tensor::ParameterLayout shorter({{"hidden.weight", {16, 63}}, {"hidden.bias", {16}},
+                                         {"out.weight", {2, 16}}});
+  CHECK_THAT(std::string(model::CheckSiteArchitecture(script, federation, shorter).message()),
+             Catch::Contains("the site has nothing, the federation 'out.bias' [2]"));
+
+  // A TorchScript federation needs the site's module; a built-in one refuses it.
+  CHECK_THAT(std::string(model::CheckSiteArchitecture(script, federation, std::nullopt).message()),
+             Catch::Contains("this site has none"));
+  config::ModelSpec mlp;
+  mlp.arch = "mlp";
+  CHECK(model::CheckSiteArchitecture(mlp, federation, std::nullopt).ok());
+  CHECK_THAT(std::string(model::CheckSiteArchitecture(mlp, federation, federation).message()),
+             Catch::Contains("built-in mlp"));
 }
 
 }  // namespace cohort
