@@ -20,8 +20,9 @@ namespace cohort::server {
 // n * 2^-(kFractionBits + 1) (plus 2^-53 relative per term); divided by sum(w_i) >= n (weights
 // are example counts) that is < 5e-13 absolute on a weighted mean.
 //
-// Memory: 8 bytes per value while every running sum fits in 64 bits (|sum| < 2^23, about
-// 8.4e6), then 16 bytes: the first Add that needs more widens every sum to 128 bits.
+// Memory: 8 bytes per value while every term and running sum fits in 64 bits (magnitude
+// below 2^23, about 8.4e6), then 16 bytes: the first Add that needs more widens every sum to
+// 128 bits.
 //
 // Range: a term must have |w * v| < 2^64 and at most kMaxTerms vectors are added, so that
 // every sum stays below 2^127 units; Add refuses anything else and then changes nothing.
@@ -50,6 +51,10 @@ class ExactWeightedSum {
   bool wide() const { return !high_.empty(); }
 
  private:
+  // Adds round(scaled_weight * values[i]) to the 64-bit sums from i = 0 on, and returns the
+  // first i whose term or sum does not fit in 64 bits (size() when all did); the sums from
+  // there on are unchanged.
+  size_t AddNarrow(double scaled_weight, const float* values);
   // Makes every sum 128 bits wide: high_ holds the upper words, low_ the lower ones.
   void Widen();
 

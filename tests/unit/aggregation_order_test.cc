@@ -149,6 +149,17 @@ TEST_CASE("FedAvg stays exact and order independent with sums far beyond 64 bits
   CHECK(sum.wide());
 }
 
+TEST_CASE("ExactWeightedSum rounds each term to the nearest multiple of 2^-40, ties to even",
+          "[server]") {
+  ExactWeightedSum sum(6);
+  // In units of 2^-40: 0.5, 1.5, -0.5, -1.5, 1.25, 1.75.
+  REQUIRE(sum.Add(1, {0x1p-41f, 0x1.8p-40f, -0x1p-41f, -0x1.8p-40f, 0x1.4p-40f, 0x1.cp-40f}).ok());
+  CHECK(sum.Scaled(1.0) == std::vector<float>{0.0f, 0x1p-39f, 0.0f, -0x1p-39f, 0x1p-40f, 0x1p-39f});
+  // Each term is rounded on its own: two halves do not make a unit.
+  REQUIRE(sum.Add(1, {0x1p-41f, 0, 0, 0, 0, 0}).ok());
+  CHECK(sum.Scaled(1.0)[0] == 0.0f);
+}
+
 TEST_CASE("ExactWeightedSum refuses what it cannot hold exactly and is then unchanged",
           "[server]") {
   ExactWeightedSum sum(2);
