@@ -13,33 +13,32 @@ std::vector<float> Aggregator::Apply(const std::vector<float>& base) const {
   return out;
 }
 
-void FedAvgAggregator::Add(double weight, const std::vector<float>& delta) {
-  const size_t n = num_values();
-  if (sum_.empty()) sum_.assign(n, 0.0f);
-  float* sum = sum_.data();
-  const float* d = delta.data();
-  for (size_t i = 0; i < n; ++i) {
-    sum[i] = static_cast<float>(sum[i] + weight * static_cast<double>(d[i]));
-  }
+void Aggregator::Count(double weight) {
+  weights_.insert(std::upper_bound(weights_.begin(), weights_.end(), weight), weight);
+  // Float addition is not associative: summing in ascending order makes the total a
+  // function of the weights alone.
+  total_weight_ = 0;
+  for (double w : weights_) total_weight_ += w;
+}
+
+absl::Status FedAvgAggregator::Add(double weight, const std::vector<float>& delta) {
+  if (absl::Status s = sum_.Add(weight, delta); !s.ok()) return s;
   Count(weight);
+  return absl::OkStatus();
 }
 
 std::vector<float> FedAvgAggregator::Delta() const {
-  std::vector<float> out(num_values(), 0.0f);
-  if (sum_.empty()) return out;
-  const double scale = 1.0 / total_weight();
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<float>(static_cast<double>(sum_[i]) * scale);
-  }
-  return out;
+  if (count() == 0) return std::vector<float>(num_values(), 0.0f);
+  return sum_.Scaled(1.0 / total_weight());
 }
 
 RobustAggregator::RobustAggregator(size_t num_values, Statistic statistic, double trim_fraction)
     : Aggregator(num_values), statistic_(statistic), trim_fraction_(trim_fraction) {}
 
-void RobustAggregator::Add(double weight, const std::vector<float>& delta) {
+absl::Status RobustAggregator::Add(double weight, const std::vector<float>& delta) {
   deltas_.push_back(delta);
   Count(weight);
+  return absl::OkStatus();
 }
 
 std::vector<float> RobustAggregator::Delta() const {
@@ -63,7 +62,8 @@ std::vector<float> RobustAggregator::Delta() const {
         const float lower = *std::max_element(column.begin(), column.begin() + mid);
         median = (static_cast<double>(lower) + median) / 2;
       }
-      out[i] = static_cast<float>(median);
+      // +0 for -0: which of several equal zeros nth_element picks depends on the order.
+      out[i] = median == 0 ? 0.0f : static_cast<float>(median);
     } else {
       std::sort(column.begin(), column.end());
       double sum = 0;

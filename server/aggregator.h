@@ -6,7 +6,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/config/coordinator_config.h"
+#include "server/exact_weighted_sum.h"
 
 namespace cohort::server {
 
@@ -14,13 +16,18 @@ namespace cohort::server {
 // server optimizer then folds into the global model. The round holds it under its lock; the
 // caller guarantees that every delta has num_values() finite values and weight > 0, and adds
 // an upload only once it was received whole (see Round).
+//
+// The aggregated delta and total_weight() depend only on the set of deltas and weights
+// added, never on the order of the Add calls (the order in which uploads arrive), so that a
+// seeded run repeats bit for bit.
 class Aggregator {
  public:
   explicit Aggregator(size_t num_values) : num_values_(num_values) {}
   virtual ~Aggregator() = default;
 
-  // Folds one validated delta in.
-  virtual void Add(double weight, const std::vector<float>& delta) = 0;
+  // Folds one validated delta in. An error (InvalidArgument when the aggregator cannot
+  // represent the delta) leaves the aggregate as it was.
+  virtual absl::Status Add(double weight, const std::vector<float>& delta) = 0;
   // The aggregated delta; count() must be > 0.
   virtual std::vector<float> Delta() const = 0;
   // Frees the model-sized buffers once the delta was taken (count and weight stay readable).
@@ -30,38 +37,39 @@ class Aggregator {
   std::vector<float> Apply(const std::vector<float>& base) const;
 
   size_t num_values() const { return num_values_; }
+  // The sum of the weights added, in ascending order (so independent of the order of Adds).
   double total_weight() const { return total_weight_; }
-  int count() const { return count_; }
+  int count() const { return static_cast<int>(weights_.size()); }
 
  protected:
-  void Count(double weight) {
-    total_weight_ += weight;
-    ++count_;
-  }
+  // Records an added delta's weight.
+  void Count(double weight);
 
  private:
   size_t num_values_;
+  std::vector<double> weights_;  // ascending
   double total_weight_ = 0;
-  int count_ = 0;
 };
 
-// Weighted FedAvg over site deltas, kept as a running sum: memory is one float32 vector of
-// the model's size, whatever the number of sites (no per-site copy is held).
+// Weighted FedAvg over site deltas, kept as a running sum: memory is one vector of the
+// model's size, whatever the number of sites (no per-site copy is held).
 // delta = sum_i(w_i * delta_i) / sum_i(w_i).
-// The sum is float32 to keep the coordinator at about three model copies (global, sum, one
-// staged upload); each term is computed in float64 before it is added, so the error is that
-// of n float32 additions (relative ~n * 6e-8), far below the noise of SGD.
+// The sum is exact on a fixed-point grid (ExactWeightedSum), so it does not depend on the
+// order in which uploads arrive: 8 bytes per value (16 once some |sum_i(w_i * delta_i)|
+// exceeds about 8.4e6), against 4 for a float32 sum, whose result depended on that order.
+// The error of the delta is below 5e-13 absolute (with example-count weights), plus float64
+// rounding, far below the noise of SGD. Add refuses a delta with |w * value| >= 2^64.
 class FedAvgAggregator final : public Aggregator {
  public:
   // The sum is allocated by the first Add, so an idle round costs no model-sized memory.
-  explicit FedAvgAggregator(size_t num_values) : Aggregator(num_values) {}
+  explicit FedAvgAggregator(size_t num_values) : Aggregator(num_values), sum_(num_values) {}
 
-  void Add(double weight, const std::vector<float>& delta) override;
+  absl::Status Add(double weight, const std::vector<float>& delta) override;
   std::vector<float> Delta() const override;
-  void Release() override { std::vector<float>().swap(sum_); }
+  void Release() override { sum_.Release(); }
 
  private:
-  std::vector<float> sum_;
+  ExactWeightedSum sum_;
 };
 
 // Robust statistics per coordinate over the sites' deltas, unweighted (every site counts
@@ -72,6 +80,9 @@ class FedAvgAggregator final : public Aggregator {
 // Needs every delta at once, so memory is O(sites x model): each accepted upload is kept
 // (float32) until Release(). Only for rounds without secure aggregation, which hides the
 // individual deltas; the config validator refuses the combination.
+// Both statistics depend only on each coordinate's multiset of values, not on the order of
+// the sites: order statistics pick a value, and the trimmed mean sums the sorted values. The
+// only distinct floats that compare equal are -0 and +0, so a zero result is always +0.
 class RobustAggregator final : public Aggregator {
  public:
   enum class Statistic { kMedian, kTrimmedMean };
@@ -79,7 +90,7 @@ class RobustAggregator final : public Aggregator {
   // trim_fraction in [0, 0.5) (kTrimmedMean only).
   RobustAggregator(size_t num_values, Statistic statistic, double trim_fraction = 0);
 
-  void Add(double weight, const std::vector<float>& delta) override;
+  absl::Status Add(double weight, const std::vector<float>& delta) override;
   std::vector<float> Delta() const override;
   void Release() override { std::vector<std::vector<float>>().swap(deltas_); }
 

@@ -135,7 +135,7 @@ absl::Status Round::CompleteUpload(const std::string& site, const UploadAnnounce
   if (delta.size() != aggregator_->num_values()) {
     return absl::InvalidArgumentError("update size changed during upload");
   }
-  aggregator_->Add(a.weight, delta);
+  if (absl::Status s = aggregator_->Add(a.weight, delta); !s.ok()) return s;
   RecordContribution(site, a);
   return absl::OkStatus();
 }
@@ -161,8 +161,7 @@ void Round::RecordContribution(const std::string& site, const UploadAnnouncement
   // A site whose session broke while its upload stream went on is counted once: as a
   // contributor (uploaded_ and failed_ stay disjoint).
   failed_.erase(site);
-  loss_sum_ += a.weight * a.train_loss;
-  weight_sum_ += a.weight;
+  train_losses_[site] = {a.weight, a.train_loss};
   if (a.dp_steps > 0) dp_reports_[site] = SiteDpReport{a.dp_steps, a.dp_sample_rate};
   examples_ += static_cast<uint64_t>(a.weight);
 }
@@ -283,7 +282,13 @@ std::vector<float> Round::TakeAggregatedDelta() {
 
 double Round::weighted_train_loss() const {
   absl::MutexLock lock(&mu_);
-  return weight_sum_ > 0 ? loss_sum_ / weight_sum_ : 0;
+  // In site order, not upload order, so that the figure repeats bit for bit.
+  double loss_sum = 0, weight_sum = 0;
+  for (const auto& [site, weight_and_loss] : train_losses_) {
+    loss_sum += weight_and_loss.first * weight_and_loss.second;
+    weight_sum += weight_and_loss.first;
+  }
+  return weight_sum > 0 ? loss_sum / weight_sum : 0;
 }
 
 uint64_t Round::train_examples() const {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -84,7 +85,8 @@ class Round {
   // so a stalled stream cannot hold an upload slot past its stage.
   absl::Status BeginUpload(const std::string& site, const UploadAnnouncement& announcement,
                            std::function<void()> cancel = nullptr);
-  // Folds a fully received and validated delta into the aggregate.
+  // Folds a fully received and validated delta into the aggregate. When the aggregator
+  // refuses it (e.g. values out of its range) nothing is folded in and the error is returned.
   absl::Status CompleteUpload(const std::string& site, const UploadAnnouncement& announcement,
                               const std::vector<float>& delta);
   // Adds a fully received masked input to the secure sum (secure rounds).
@@ -150,8 +152,8 @@ class Round {
   std::map<std::string, std::function<void()>> in_flight_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> uploaded_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> failed_ ABSL_GUARDED_BY(mu_);
-  double loss_sum_ ABSL_GUARDED_BY(mu_) = 0;
-  double weight_sum_ ABSL_GUARDED_BY(mu_) = 0;  // the weights announced by contributors
+  // Each contributor's announced weight and training loss.
+  std::map<std::string, std::pair<double, double>> train_losses_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, SiteDpReport> dp_reports_ ABSL_GUARDED_BY(mu_);
   uint64_t examples_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const ModelBlob> candidate_ ABSL_GUARDED_BY(mu_);

@@ -74,8 +74,8 @@ TEST_CASE("FedAvgAggregator computes base + sum(w*d)/sum(w) exactly", "[server]"
   FedAvgAggregator aggregator(3);
   CHECK(aggregator.num_values() == 3);
   CHECK(aggregator.count() == 0);
-  aggregator.Add(1.0, {1.0f, 2.0f, -4.0f});
-  aggregator.Add(3.0, {5.0f, -2.0f, 0.0f});
+  REQUIRE(aggregator.Add(1.0, {1.0f, 2.0f, -4.0f}).ok());
+  REQUIRE(aggregator.Add(3.0, {5.0f, -2.0f, 0.0f}).ok());
   CHECK(aggregator.count() == 2);
   CHECK(aggregator.total_weight() == 4.0);
   // sum(w*d) = {1 + 15, 2 - 6, -4 + 0} = {16, -4, -4}; / 4 = {4, -1, -1}.
@@ -85,18 +85,18 @@ TEST_CASE("FedAvgAggregator computes base + sum(w*d)/sum(w) exactly", "[server]"
 
 TEST_CASE("FedAvgAggregator with one update applies that delta exactly", "[server]") {
   FedAvgAggregator aggregator(2);
-  aggregator.Add(123.0, {0.25f, -0.75f});
+  REQUIRE(aggregator.Add(123.0, {0.25f, -0.75f}).ok());
   CHECK(aggregator.Apply({1.0f, 1.0f}) == std::vector<float>{1.25f, 0.25f});
 }
 
 TEST_CASE("FedAvgAggregator weights are relative: scaling all weights changes nothing",
           "[server]") {
   FedAvgAggregator small(2);
-  small.Add(1, {2.0f, 4.0f});
-  small.Add(2, {8.0f, -2.0f});
+  REQUIRE(small.Add(1, {2.0f, 4.0f}).ok());
+  REQUIRE(small.Add(2, {8.0f, -2.0f}).ok());
   FedAvgAggregator large(2);
-  large.Add(1000, {2.0f, 4.0f});
-  large.Add(2000, {8.0f, -2.0f});
+  REQUIRE(large.Add(1000, {2.0f, 4.0f}).ok());
+  REQUIRE(large.Add(2000, {8.0f, -2.0f}).ok());
   // (2 + 16) / 3 = 6, (4 - 4) / 3 = 0.
   CHECK(small.Apply({0.0f, 0.0f}) == std::vector<float>{6.0f, 0.0f});
   CHECK(large.Apply({0.0f, 0.0f}) == std::vector<float>{6.0f, 0.0f});

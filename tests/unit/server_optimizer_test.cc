@@ -225,9 +225,9 @@ TEST_CASE("Resume continues the same rule, starts afresh after a stateless one a
 TEST_CASE("Coordinate median: the middle value per coordinate, unweighted",
           "[server][robust]") {
   RobustAggregator median(3, RobustAggregator::Statistic::kMedian);
-  median.Add(1, {1.0f, -5.0f, 0.0f});
-  median.Add(1000, {100.0f, 2.0f, 0.0f});  // weights are ignored
-  median.Add(1, {2.0f, 3.0f, 7.0f});
+  REQUIRE(median.Add(1, {1.0f, -5.0f, 0.0f}).ok());
+  REQUIRE(median.Add(1000, {100.0f, 2.0f, 0.0f}).ok());  // weights are ignored
+  REQUIRE(median.Add(1, {2.0f, 3.0f, 7.0f}).ok());
   CHECK(median.count() == 3);
   CHECK(median.Delta() == std::vector<float>{2.0f, 2.0f, 0.0f});
 }
@@ -235,10 +235,10 @@ TEST_CASE("Coordinate median: the middle value per coordinate, unweighted",
 TEST_CASE("Coordinate median of an even count averages the two middle values, ties included",
           "[server][robust]") {
   RobustAggregator median(2, RobustAggregator::Statistic::kMedian);
-  median.Add(1, {1.0f, 5.0f});
-  median.Add(1, {2.0f, 5.0f});
-  median.Add(1, {3.0f, 5.0f});
-  median.Add(1, {1e9f, 1.0f});
+  REQUIRE(median.Add(1, {1.0f, 5.0f}).ok());
+  REQUIRE(median.Add(1, {2.0f, 5.0f}).ok());
+  REQUIRE(median.Add(1, {3.0f, 5.0f}).ok());
+  REQUIRE(median.Add(1, {1e9f, 1.0f}).ok());
   CHECK(median.Delta() == std::vector<float>{2.5f, 5.0f});
 }
 
@@ -246,22 +246,22 @@ TEST_CASE("Trimmed mean drops floor(fraction x n) values from each end",
           "[server][robust]") {
   SECTION("one outlier at each end of five") {
     RobustAggregator trimmed(1, RobustAggregator::Statistic::kTrimmedMean, 0.2);
-    for (float v : {-50.0f, 1.0f, 2.0f, 3.0f, 100.0f}) trimmed.Add(1, {v});
+    for (float v : {-50.0f, 1.0f, 2.0f, 3.0f, 100.0f}) REQUIRE(trimmed.Add(1, {v}).ok());
     CHECK(trimmed.Delta() == std::vector<float>{2.0f});
   }
   SECTION("a fraction that trims nothing of four is the plain mean") {
     RobustAggregator trimmed(1, RobustAggregator::Statistic::kTrimmedMean, 0.2);
-    for (float v : {1.0f, 2.0f, 3.0f, 102.0f}) trimmed.Add(1, {v});
+    for (float v : {1.0f, 2.0f, 3.0f, 102.0f}) REQUIRE(trimmed.Add(1, {v}).ok());
     CHECK(trimmed.Delta() == std::vector<float>{27.0f});
   }
   SECTION("ties survive trimming") {
     RobustAggregator trimmed(1, RobustAggregator::Statistic::kTrimmedMean, 0.25);
-    for (float v : {4.0f, 4.0f, 4.0f, -1000.0f}) trimmed.Add(1, {v});
+    for (float v : {4.0f, 4.0f, 4.0f, -1000.0f}) REQUIRE(trimmed.Add(1, {v}).ok());
     CHECK(trimmed.Delta() == std::vector<float>{4.0f});
   }
   SECTION("one site alone is its own delta") {
     RobustAggregator trimmed(2, RobustAggregator::Statistic::kTrimmedMean, 0.4);
-    trimmed.Add(3, {0.5f, -0.5f});
+    REQUIRE(trimmed.Add(3, {0.5f, -0.5f}).ok());
     CHECK(trimmed.Delta() == std::vector<float>{0.5f, -0.5f});
   }
 }
@@ -271,12 +271,12 @@ TEST_CASE("MakeAggregator picks the aggregator of the strategy", "[server][robus
   config.strategy = "trimmed_mean";
   config.trim_fraction = 0.25;
   std::unique_ptr<Aggregator> trimmed = MakeAggregator(config, 1);
-  for (float v : {0.0f, 1.0f, 2.0f, 1e6f}) trimmed->Add(1, {v});
+  for (float v : {0.0f, 1.0f, 2.0f, 1e6f}) REQUIRE(trimmed->Add(1, {v}).ok());
   CHECK(trimmed->Delta() == std::vector<float>{1.5f});
   config.strategy = "fedadam";
   std::unique_ptr<Aggregator> mean = MakeAggregator(config, 1);
-  mean->Add(1, {1.0f});
-  mean->Add(3, {5.0f});
+  REQUIRE(mean->Add(1, {1.0f}).ok());
+  REQUIRE(mean->Add(3, {5.0f}).ok());
   CHECK(mean->Delta() == std::vector<float>{4.0f});
 }
 
