@@ -6,7 +6,7 @@
 # Each site's ledger must record the 4 rounds within its budget of epsilon 8 (and agree with the
 # round history and with the accountant run on the ledger's own (q, sigma, steps)), and the
 # pooled held-out accuracy (6,000 test images) must be far above chance (0.1): > 0.5 (measured
-# 0.727, 0.732 and 0.741 after 4 rounds in three runs; 0.31-0.37 after round 1). Epsilon
+# 0.694 to 0.741 after 4 rounds in five runs; 0.31 to 0.45 after round 1). Epsilon
 # after the 4 rounds: 4.61 (site-a, q 0.047), 6.51 (site-b, q 0.090), 5.58 (site-c, q 0.069).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
