@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs an example federation of configs/ on this machine, with secure aggregation:
 #
-#   scripts/federation.sh fashion-mnist|bank [--rounds N] [--limit N] [--central] [--skip-build]
+#   scripts/federation.sh fashion-mnist|fashion-mnist-dp|bank [--rounds N] [--limit N]
+#                         [--batch-size N] [--central] [--skip-build]
 #
 # fashion-mnist: a CNN on Debian's dataset-fashion-mnist; the 60,000 training images split
 #   non-IID (dirichlet:0.5) over site-a/b/c, the 10,000 test images split iid as their
 #   held-out sets (configs/fashion-mnist/).
+# fashion-mnist-dp: the same with DP-SGD at every site, each within its own budget
+#   (epsilon <= 8 at delta 1e-5) kept in a privacy ledger that this script initialises as the
+#   sites' operators would (configs/fashion-mnist-dp/); prints each site's ledger at the end.
 # bank: an MLP on the German credit data (data/credit_g.csv): 200 applicants set aside as the
 #   coordinator's central test file (server-side evaluation), the other 800 split over
 #   bank-a/b/c of different sizes (quantity-skew) (configs/bank/). --central gives all 800 to
@@ -15,8 +19,10 @@
 # data, starts cohort-coordinator and one cohort-client per site, prints one line per
 # committed round and the round history, and stops everything it started, also on Ctrl-C or
 # failure. Everything it writes stays under build/<name>/ (pki/, state/, logs/, data/, the
-# configs). --rounds N overrides rounds.count; --limit N uses only the first N training rows
-# or images (and N/2 test images) for a quick run.
+# configs). --rounds N overrides rounds.count, --batch-size N training.batch_size; --limit N
+# uses only the first N training rows or images (and N/2 test images) for a quick run (with
+# DP-SGD, fewer images mean a larger sample rate q = batch / n per step: use a smaller batch
+# to stay within the sites' budgets).
 #
 # Environment: COHORT_BUILD_DIR (default build), COHORT_FED_DIR (default $BUILD/<name>),
 # COHORT_FED_PORT (gRPC port; default that of the config, whose HTTP status port is then used
@@ -27,14 +33,16 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NAME=${1:-}
 case "$NAME" in
-  fashion-mnist|bank) shift ;;
-  -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
-  *) echo "federation.sh: first argument: fashion-mnist or bank (see --help)" >&2; exit 2 ;;
+  fashion-mnist|fashion-mnist-dp|bank) shift ;;
+  -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+  *) echo "federation.sh: first argument: fashion-mnist, fashion-mnist-dp or bank (see --help)" >&2
+     exit 2 ;;
 esac
 BUILD=${COHORT_BUILD_DIR:-$ROOT/build}
 DIR=${COHORT_FED_DIR:-$BUILD/$NAME}
 CONFIGS=$ROOT/configs/$NAME
 ROUNDS=""
+BATCH_SIZE=""
 LIMIT=0
 SKIP_BUILD=0
 CENTRAL=0
@@ -42,9 +50,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --limit) LIMIT=$2; shift 2 ;;
+    --batch-size) BATCH_SIZE=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --central) CENTRAL=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "federation.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -98,15 +107,29 @@ fi
 if [ -n "$ROUNDS" ]; then
   sed -i -E "s/count: [0-9]+/count: $ROUNDS/" "$DIR/coordinator.yaml"
 fi
+if [ -n "$BATCH_SIZE" ]; then
+  sed -i -E "s/batch_size: [0-9]+/batch_size: $BATCH_SIZE/" "$DIR/coordinator.yaml"
+fi
 echo "== development PKI in $DIR/pki"
 fed_pki "$DIR/pki" "$(sed -n -E 's/^federation: //p' "$CONFIGS/coordinator.yaml")" "${SITES[@]}"
 echo "== the sites' data in $DIR/data"
-if [ "$NAME" = fashion-mnist ]; then
-  fed_data_fashion_mnist "$DIR/data" "$LIMIT"
-else
+if [ "$NAME" = bank ]; then
   fed_data_bank "$DIR/data" "$([ "$CENTRAL" -eq 1 ] && echo central)"
   if [ "$LIMIT" -gt 0 ]; then echo "(--limit applies to fashion-mnist only)"; fi
+else
+  fed_data_fashion_mnist "$DIR/data" "$LIMIT"
 fi
+# A site with a privacy policy trains only against an existing ledger: its operator creates it
+# once (docs/privacy.md).
+LEDGERS=()
+for site in "${SITES[@]}"; do
+  ledger=$(sed -n -E 's/^privacy: .*ledger: ([^,} ]+).*/\1/p' "$DIR/$site.yaml")
+  if [ -n "$ledger" ]; then
+    if [ "${#LEDGERS[@]}" -eq 0 ]; then echo "== the sites' privacy ledgers"; fi
+    "$BIN/cohortctl" ledger init --db "$DIR/$ledger" --site "$site"
+    LEDGERS+=("$site:$DIR/$ledger")
+  fi
+done
 
 "$BIN/cohort-coordinator" --config "$DIR/coordinator.yaml" --check-config
 for site in "${SITES[@]}"; do
@@ -153,3 +176,9 @@ wait "${PIDS[-1]}" 2>/dev/null || true
 PIDS=()
 echo "== done in $(( $(date +%s) - START ))s; round history: $BIN/cohortctl rounds --state-dir $DIR/state"
 "$BIN/cohortctl" rounds --state-dir "$DIR/state"
+if [ "${#LEDGERS[@]}" -gt 0 ]; then
+  echo "== privacy spent (every round: $BIN/cohortctl ledger --db LEDGER)"
+  for entry in "${LEDGERS[@]}"; do
+    echo "$("$BIN/cohortctl" ledger --db "${entry#*:}" | sed -n 1p)  (${entry#*:})"
+  done
+fi
