@@ -1,4 +1,6 @@
 // cohort-coordinator: schedules federated training rounds for the sites of one federation.
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -31,6 +33,10 @@ int main(int argc, char** argv) {
               << config->sites.size() << " sites, " << config->rounds.count << " rounds)\n";
     return 0;
   }
+  // Before any thread starts: at most two malloc arenas. gRPC's many threads would otherwise
+  // each get an arena that keeps the memory of freed upload buffers (measured: about 40 MiB
+  // of a 10M-parameter round's peak RSS, docs/PERFORMANCE.md).
+  mallopt(M_ARENA_MAX, 2);
   // Before any thread starts: SIGHUP re-reads the CRL at once (it is also re-read whenever
   // its file changes).
   cohort::CallOnHangup([] {
