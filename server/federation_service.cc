@@ -65,8 +65,10 @@ FederationService::FederationService(const config::CoordinatorConfig& config,
     : federation_(config.federation),
       ca_path_(config.tls.ca),
       model_spec_(config.model),
+      session_starts_(static_cast<int>(config.limits.max_sessions_per_minute)),
       allowed_sites_(config.sites.begin(), config.sites.end()),
       max_chunk_bytes_(config.limits.max_chunk_bytes),
+      max_sessions_per_minute_(config.limits.max_sessions_per_minute),
       stage_timeout_(config.rounds.stage_timeout),
       sessions_(sessions),
       board_(board),
@@ -99,6 +101,14 @@ grpc::Status FederationService::Session(grpc::ServerContext* context, SessionStr
   absl::StatusOr<std::string> site = Authorize(*context);
   if (!site.ok()) return ToGrpcStatus(site.status());
 
+  if (!session_starts_.Allow(*site, absl::Now())) {
+    spdlog::warn("site={} stage=session refused: more than {} sessions in a minute", *site,
+                 max_sessions_per_minute_);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("site '", *site, "' opened more than ",
+                                     max_sessions_per_minute_,
+                                     " sessions in the last minute; reconnect later"));
+  }
   cohort::v1::SiteMessage first;
   if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "no hello");
   if (!first.has_hello()) {

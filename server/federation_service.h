@@ -14,6 +14,7 @@
 #include "common/config/coordinator_config.h"
 #include "common/tls/revocation.h"
 #include "server/round.h"
+#include "server/session_rate_limiter.h"
 #include "server/session_registry.h"
 
 namespace cohort::server {
@@ -94,8 +95,10 @@ class FederationService final : public cohort::v1::Federation::Service {
   CoordinatorMetrics* metrics_ = nullptr;
   config::ModelSpec model_spec_;
   tensor::ParameterLayout layout_;
+  SessionRateLimiter session_starts_;
   const std::set<std::string> allowed_sites_;
   const int64_t max_chunk_bytes_;
+  const int64_t max_sessions_per_minute_;
   const absl::Duration stage_timeout_;
   SessionRegistry* const sessions_;
   RoundBoard* const board_;

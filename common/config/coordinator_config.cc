@@ -531,6 +531,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
   MapReader limits = top.Map("limits");
   config.limits.max_concurrent_uploads = limits.Int("max_concurrent_uploads", 1, 1, 1024);
   config.limits.max_chunk_bytes = limits.Int("max_chunk_bytes", 4 << 20, 1024, 64 << 20);
+  config.limits.max_sessions_per_minute = limits.Int("max_sessions_per_minute", 30, 1, 100000);
   limits.Finish();
 
   config.logging = ReadLogging(top.Map("logging"));

@@ -208,6 +208,10 @@ struct LimitsConfig {
   int64_t max_concurrent_uploads = 1;
   // Largest data chunk accepted in an upload stream.
   int64_t max_chunk_bytes = 4 << 20;
+  // Sessions one site may open per minute (sliding window); more are refused with
+  // RESOURCE_EXHAUSTED before Welcome, so a site reconnecting in a loop cannot churn the
+  // coordinator. A well-behaved site reconnects with exponential backoff and never gets close.
+  int64_t max_sessions_per_minute = 30;
 };
 
 // Everything cohort-coordinator reads from its YAML file.
