@@ -565,12 +565,10 @@ absl::StatusOr<PemIdentity> IssueCertificate(const PemIdentity& ca, const Certif
   return PemIdentity{*std::move(cert_pem), *std::move(key_pem)};
 }
 
-absl::StatusOr<CertificateInfo> InspectCertificate(const std::string& cert_pem) {
-  ERR_clear_error();
-  absl::StatusOr<X509Ptr> parsed = ParseCertificate(cert_pem, "the input");
-  if (!parsed.ok()) return parsed.status();
-  X509* cert = parsed->get();
+namespace {
 
+// InspectCertificate of a parsed certificate.
+absl::StatusOr<CertificateInfo> InspectParsed(X509* cert) {
   CertificateInfo info;
   absl::StatusOr<std::string> cn = CommonNameOf(X509_get_subject_name(cert));
   if (!cn.ok()) return cn.status();
@@ -622,6 +620,43 @@ absl::StatusOr<CertificateInfo> InspectCertificate(const std::string& cert_pem) 
   return info;
 }
 
+}  // namespace
+
+absl::StatusOr<CertificateInfo> InspectCertificate(const std::string& cert_pem) {
+  ERR_clear_error();
+  absl::StatusOr<X509Ptr> parsed = ParseCertificate(cert_pem, "the input");
+  if (!parsed.ok()) return parsed.status();
+  return InspectParsed(parsed->get());
+}
+
+namespace {
+
+// Verifies a parsed certificate against `store` at `at` (see VerifyCertificate).
+absl::Status VerifyParsed(X509* cert, X509_STORE* store, absl::Time at) {
+  if (at == absl::InfinitePast() || at == absl::InfiniteFuture()) {
+    return absl::InvalidArgumentError("verification time must be finite");
+  }
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (ctx == nullptr) return InternalError("X509_STORE_CTX_new");
+  if (X509_STORE_CTX_init(ctx.get(), store, cert, nullptr) != 1) {
+    return InternalError("X509_STORE_CTX_init");
+  }
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  X509_VERIFY_PARAM_set_time(param, absl::ToTimeT(at));
+  // Every certificate in the bundle is a trust anchor, even if it is not self-signed.
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+
+  if (X509_verify_cert(ctx.get()) == 1) return absl::OkStatus();
+  const int error = X509_STORE_CTX_get_error(ctx.get());
+  if (error == X509_V_OK) return InternalError("X509_verify_cert");
+  ERR_clear_error();
+  return absl::UnauthenticatedError(absl::StrCat("certificate verification failed at depth ",
+                                                 X509_STORE_CTX_get_error_depth(ctx.get()), ": ",
+                                                 X509_verify_cert_error_string(error)));
+}
+
+}  // namespace
+
 absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& ca_pem,
                                absl::Time at) {
   ERR_clear_error();
@@ -633,24 +668,32 @@ absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& c
   X509StorePtr store(X509_STORE_new());
   if (store == nullptr) return InternalError("X509_STORE_new");
   if (absl::Status s = AddTrustAnchors(store.get(), ca_pem); !s.ok()) return s;
+  return VerifyParsed(cert->get(), store.get(), at);
+}
 
-  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (ctx == nullptr) return InternalError("X509_STORE_CTX_new");
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), nullptr) != 1) {
-    return InternalError("X509_STORE_CTX_init");
-  }
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_time(param, absl::ToTimeT(at));
-  // Every certificate in `ca_pem` is a trust anchor, even if it is not self-signed.
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+struct TrustStore::Store {
+  X509StorePtr store;
+};
 
-  if (X509_verify_cert(ctx.get()) == 1) return absl::OkStatus();
-  const int error = X509_STORE_CTX_get_error(ctx.get());
-  if (error == X509_V_OK) return InternalError("X509_verify_cert");
+TrustStore::TrustStore(std::unique_ptr<Store> store) : store_(std::move(store)) {}
+TrustStore::~TrustStore() = default;
+
+absl::StatusOr<std::shared_ptr<const TrustStore>> TrustStore::Create(const std::string& ca_pem) {
   ERR_clear_error();
-  return absl::UnauthenticatedError(absl::StrCat("certificate verification failed at depth ",
-                                                 X509_STORE_CTX_get_error_depth(ctx.get()), ": ",
-                                                 X509_verify_cert_error_string(error)));
+  auto store = std::make_unique<Store>();
+  store->store.reset(X509_STORE_new());
+  if (store->store == nullptr) return InternalError("X509_STORE_new");
+  if (absl::Status s = AddTrustAnchors(store->store.get(), ca_pem); !s.ok()) return s;
+  return std::shared_ptr<const TrustStore>(new TrustStore(std::move(store)));
+}
+
+absl::StatusOr<CertificateInfo> TrustStore::VerifyAndInspect(const std::string& cert_pem,
+                                                             absl::Time at) const {
+  ERR_clear_error();
+  absl::StatusOr<X509Ptr> cert = ParseCertificate(cert_pem, "the certificate to verify");
+  if (!cert.ok()) return cert.status();
+  if (absl::Status s = VerifyParsed(cert->get(), store_->store.get(), at); !s.ok()) return s;
+  return InspectParsed(cert->get());
 }
 
 

@@ -11,6 +11,7 @@
 #define COHORT_COMMON_CRYPTO_PKI_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,29 @@ absl::StatusOr<CertificateInfo> InspectCertificate(const std::string& cert_pem);
 // No purpose or hostname check is made; callers that need one do it themselves.
 absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& ca_pem,
                                absl::Time at);
+
+// A CA bundle parsed once, for verifying many certificates against it: a secure-aggregation
+// round checks every peer's key advertisement, and parsing the CA and each certificate
+// several times per advertisement dominated a 100-site round (docs/PERFORMANCE.md).
+// Thread-safe (OpenSSL's store locks its own lookups).
+class TrustStore {
+ public:
+  // InvalidArgument when `ca_pem` holds no PEM certificate or a malformed one.
+  static absl::StatusOr<std::shared_ptr<const TrustStore>> Create(const std::string& ca_pem);
+  ~TrustStore();
+  TrustStore(const TrustStore&) = delete;
+  TrustStore& operator=(const TrustStore&) = delete;
+
+  // VerifyCertificate and InspectCertificate of `cert_pem` with one parse: the certificate's
+  // fields when it chains to the bundle and is valid at `at`; the same errors as those two.
+  absl::StatusOr<CertificateInfo> VerifyAndInspect(const std::string& cert_pem,
+                                                   absl::Time at) const;
+
+ private:
+  struct Store;
+  explicit TrustStore(std::unique_ptr<Store> store);
+  std::unique_ptr<Store> store_;
+};
 
 // ---- Certificate signing requests ---------------------------------------------------------
 

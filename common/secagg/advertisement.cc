@@ -62,6 +62,19 @@ std::string ShareAssociatedData(const SessionScope& scope, absl::string_view sen
 absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& ad, const SessionScope& scope,
                                  absl::string_view expected_site, const std::string& ca_pem,
                                  absl::Time now) {
+  absl::StatusOr<std::shared_ptr<const crypto::TrustStore>> trust =
+      crypto::TrustStore::Create(ca_pem);
+  if (!trust.ok()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "key advertisement of site '", expected_site,
+        "': certificate not issued by the federation CA: ", trust.status().message()));
+  }
+  return VerifyAdvertisement(ad, scope, expected_site, **trust, now);
+}
+
+absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& ad, const SessionScope& scope,
+                                 absl::string_view expected_site, const crypto::TrustStore& trust,
+                                 absl::Time now) {
   const std::string who = absl::StrCat("key advertisement of site '", expected_site, "'");
   if (ad.site_id() != expected_site) {
     return absl::UnauthenticatedError(
@@ -77,12 +90,12 @@ absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& ad, const SessionSc
   if (ad.encryption_public_key() == ad.masking_public_key()) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": its two public keys are equal"));
   }
-  if (absl::Status s = crypto::VerifyCertificate(ad.certificate_pem(), ca_pem, now); !s.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat(who, ": certificate not issued by the federation CA: ", s.message()));
+  // One parse of the certificate for the chain check and its names.
+  absl::StatusOr<crypto::CertificateInfo> info = trust.VerifyAndInspect(ad.certificate_pem(), now);
+  if (!info.ok()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        who, ": certificate not issued by the federation CA: ", info.status().message()));
   }
-  absl::StatusOr<crypto::CertificateInfo> info = crypto::InspectCertificate(ad.certificate_pem());
-  if (!info.ok()) return info.status();
   const std::string uri = crypto::SiteIdentityUri(scope.federation, expected_site);
   const bool names_site =
       info->uris.empty()

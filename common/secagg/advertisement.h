@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "cohort/v1/secagg.pb.h"
+#include "common/crypto/pki.h"
 #include "common/secagg/secret.h"
 
 namespace cohort::secagg {
@@ -49,6 +50,10 @@ std::string ShareAssociatedData(const SessionScope& scope, absl::string_view sen
 absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& advertisement,
                                  const SessionScope& scope, absl::string_view expected_site,
                                  const std::string& ca_pem, absl::Time now);
+// The same against a CA bundle parsed once (a round checks many advertisements).
+absl::Status VerifyAdvertisement(const v1::KeyAdvertisement& advertisement,
+                                 const SessionScope& scope, absl::string_view expected_site,
+                                 const crypto::TrustStore& trust, absl::Time now);
 
 }  // namespace cohort::secagg
 

@@ -168,6 +168,13 @@ absl::StatusOr<v1::ShareKeysResponse> SecAggClient::ShareKeys(const v1::PeerKeys
   std::set<std::string> public_keys = {encryption_keys_->public_key,
                                        masking_keys_->public_key};
   std::map<std::string, Peer> peers_seen;
+  // The CA bundle parsed once for all the neighbours' advertisements.
+  absl::StatusOr<std::shared_ptr<const crypto::TrustStore>> trust =
+      crypto::TrustStore::Create(credentials_.ca_pem);
+  if (!trust.ok()) {
+    return Fail(absl::FailedPreconditionError(
+        absl::StrCat("this site's federation CA cannot be read: ", trust.status().message())));
+  }
   for (const v1::KeyAdvertisement& ad : peers.advertisements()) {
     const int index = IndexOf(ad.site_id());
     if (index == my_index_) {
@@ -188,7 +195,7 @@ absl::StatusOr<v1::ShareKeysResponse> SecAggClient::ShareKeys(const v1::PeerKeys
       return Fail(absl::InvalidArgumentError(
           absl::StrCat("peer keys list site '", ad.site_id(), "' twice")));
     }
-    if (absl::Status s = VerifyAdvertisement(ad, scope_, ad.site_id(), credentials_.ca_pem, now);
+    if (absl::Status s = VerifyAdvertisement(ad, scope_, ad.site_id(), **trust, now);
         !s.ok()) {
       return Fail(s);
     }

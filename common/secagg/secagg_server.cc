@@ -197,7 +197,17 @@ absl::Status SecAggServer::OnAdvertisement(const std::string& site,
   if (advertisements_.count(index) > 0) {
     return Reject(index, absl::AlreadyExistsError("a second key advertisement in one round"));
   }
-  if (absl::Status s = VerifyAdvertisement(ad, scope_, site, ca_pem_, now); !s.ok()) {
+  // The CA bundle is parsed once per round, not once per advertisement.
+  if (trust_ == nullptr) {
+    absl::StatusOr<std::shared_ptr<const crypto::TrustStore>> trust =
+        crypto::TrustStore::Create(ca_pem_);
+    if (!trust.ok()) {
+      return Reject(index, absl::UnauthenticatedError(absl::StrCat(
+                               "the federation CA cannot be read: ", trust.status().message())));
+    }
+    trust_ = std::move(*trust);
+  }
+  if (absl::Status s = VerifyAdvertisement(ad, scope_, site, *trust_, now); !s.ok()) {
     return Reject(index, s);
   }
   for (const auto& [other, existing] : advertisements_) {

@@ -101,6 +101,7 @@ class SecAggServer {
   const QuantizationParams quantization_;
   const SessionScope scope_;
   const std::string ca_pem_;
+  std::shared_ptr<const crypto::TrustStore> trust_;  // ca_pem_ parsed, at the first advertisement
   const int threshold_;
   std::vector<std::vector<int>> neighbours_;
   Stage stage_ = Stage::kAdvertise;
