@@ -37,30 +37,46 @@ torch::Tensor ModelInput(const config::ModelSpec& spec, const torch::Tensor& row
   return rows.view({rows.size(0), spec.input_shape[0], spec.input_shape[1], spec.input_shape[2]});
 }
 
-absl::Status LoadFlatParameters(torch::nn::Sequential& module,
-                                const tensor::ParameterLayout& layout,
-                                const std::vector<float>& values) {
-  auto params = module->named_parameters(/*recurse=*/true);
+namespace {
+
+// Copies flat values (layout order) into `params`, which must match the layout's names and
+// shapes one for one; `what` names the model in errors.
+absl::Status LoadNamedParameters(std::vector<std::pair<std::string, torch::Tensor>> params,
+                                 const tensor::ParameterLayout& layout,
+                                 const std::vector<float>& values, absl::string_view what) {
   if (params.size() != layout.tensors().size() ||
       static_cast<int64_t>(values.size()) != layout.TotalValues()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model has ", params.size(), " parameter tensors but the layout has ",
+        what, " has ", params.size(), " parameter tensors but the layout has ",
         layout.tensors().size(), " (", values.size(), " values for ", layout.TotalValues(), ")"));
   }
   torch::NoGradGuard no_grad;
   size_t offset = 0;
   for (size_t i = 0; i < params.size(); ++i) {
     const tensor::TensorSpec& spec = layout.tensors()[i];
-    torch::Tensor& p = params[i].value();
-    if (params[i].key() != spec.name || p.sizes().vec() != spec.shape) {
+    torch::Tensor& p = params[i].second;
+    if (params[i].first != spec.name || p.sizes().vec() != spec.shape) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "parameter ", i, " is ", params[i].key(), " but the layout expects ", spec.name,
+          "parameter ", i, " is ", params[i].first, " but the layout expects ", spec.name,
           " with ", spec.NumValues(), " values"));
     }
-    std::memcpy(p.data_ptr<float>(), values.data() + offset, spec.NumValues() * sizeof(float));
+    p.copy_(torch::from_blob(const_cast<float*>(values.data() + offset), p.sizes(),
+                             torch::kFloat32));
     offset += spec.NumValues();
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadFlatParameters(torch::nn::Sequential& module,
+                                const tensor::ParameterLayout& layout,
+                                const std::vector<float>& values) {
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (const auto& p : module->named_parameters(/*recurse=*/true)) {
+    params.emplace_back(p.key(), p.value());
+  }
+  return LoadNamedParameters(std::move(params), layout, values, "model");
 }
 
 std::vector<float> FlattenParameters(torch::nn::Sequential& module) {
@@ -155,29 +171,8 @@ void TrainableModel::SetTraining(bool training) {
 
 absl::Status TrainableModel::LoadFlat(const tensor::ParameterLayout& layout,
                                       const std::vector<float>& values) {
-  if (sequential_) return LoadFlatParameters(*sequential_, layout, values);
-  std::vector<std::pair<std::string, torch::Tensor>> params = NamedParameters();
-  if (params.size() != layout.tensors().size() ||
-      static_cast<int64_t>(values.size()) != layout.TotalValues()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the TorchScript module has ", params.size(), " parameter tensors but the layout has ",
-        layout.tensors().size(), " (", values.size(), " values for ", layout.TotalValues(), ")"));
-  }
-  torch::NoGradGuard no_grad;
-  size_t offset = 0;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const tensor::TensorSpec& spec = layout.tensors()[i];
-    torch::Tensor& p = params[i].second;
-    if (params[i].first != spec.name || p.sizes().vec() != spec.shape) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "parameter ", i, " is ", params[i].first, " but the layout expects ", spec.name,
-          " with ", spec.NumValues(), " values"));
-    }
-    p.copy_(torch::from_blob(const_cast<float*>(values.data() + offset), p.sizes(),
-                             torch::kFloat32));
-    offset += spec.NumValues();
-  }
-  return absl::OkStatus();
+  return LoadNamedParameters(NamedParameters(), layout, values,
+                             sequential_ ? "model" : "the TorchScript module");
 }
 
 std::vector<float> TrainableModel::Flatten() {

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -434,32 +435,34 @@ absl::StatusOr<std::vector<RoundRecord>> StateStore::ListRoundsLocked(bool commi
       it->second->site_epsilon[ColumnText(sites.get(), 1)] = e;
     }
   }
+  // Rows of a per-round table, each handed to `attach` with the round's record.
+  auto attach_rows = [&out](Statement& rows,
+                            const std::function<void(sqlite3_stmt*, RoundRecord&)>& attach) {
+    std::map<uint64_t, RoundRecord*> by_round;
+    for (RoundRecord& r : out) by_round[r.round] = &r;
+    sqlite3_stmt* s = rows.get();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      auto it = by_round.find(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
+      if (it != by_round.end()) attach(s, *it->second);
+    }
+  };
   Statement evaluations(db_,
                         "SELECT round, site, examples, loss, correct, binary, true_positives, "
                         "false_positives, true_negatives, false_negatives, auc "
                         "FROM site_evaluations");
   if (evaluations.ok()) {  // absent in a database from before per-site evaluations
-    std::map<uint64_t, RoundRecord*> by_round;
-    for (RoundRecord& r : out) by_round[r.round] = &r;
-    sqlite3_stmt* s = evaluations.get();
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      auto it = by_round.find(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
-      if (it == by_round.end()) continue;
-      it->second->site_evaluations[ColumnText(s, 1)] = ColumnEvaluation(s, 2);
-    }
+    attach_rows(evaluations, [](sqlite3_stmt* s, RoundRecord& r) {
+      r.site_evaluations[ColumnText(s, 1)] = ColumnEvaluation(s, 2);
+    });
   }
   Statement server(db_,
                    "SELECT round, examples, loss, correct, binary, true_positives, "
                    "false_positives, true_negatives, false_negatives, auc "
                    "FROM server_evaluations");
   if (server.ok()) {  // absent in a database from before server-side evaluation
-    std::map<uint64_t, RoundRecord*> by_round;
-    for (RoundRecord& r : out) by_round[r.round] = &r;
-    sqlite3_stmt* s = server.get();
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      auto it = by_round.find(static_cast<uint64_t>(sqlite3_column_int64(s, 0)));
-      if (it != by_round.end()) it->second->server_evaluation = ColumnEvaluation(s, 1);
-    }
+    attach_rows(server, [](sqlite3_stmt* s, RoundRecord& r) {
+      r.server_evaluation = ColumnEvaluation(s, 1);
+    });
   }
   return out;
 }
