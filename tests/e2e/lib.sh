@@ -32,3 +32,24 @@ finish() {
   echo "$CHECKS passed, $FAILURES failed"
   [ "$FAILURES" -eq 0 ]
 }
+# python_matches_server_evaluation ROUNDS_JSON STATE_DIR TEST_CSV LABEL [TORCHSCRIPT]: Python's
+# torch.load of the last round's checkpoint, evaluated by tests/e2e/evaluate_checkpoint.py on
+# TEST_CSV (into the TorchScript module if given), matches that round's recorded server
+# evaluation: the same examples, and accuracy, loss and AUC within 1e-4. Prints Python's figures.
+python_matches_server_evaluation() {
+  local rounds=$1 state=$2 table=$3 label=$4 module=${5:-}
+  local last
+  last=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["checkpoint"])' \
+    "$rounds")
+  "$PY" "$ROOT/tests/e2e/evaluate_checkpoint.py" "$state/$last" "$table" "$label" $module \
+    >"$WORK/python_eval.json" || return 1
+  cat "$WORK/python_eval.json"
+  "$PY" - "$rounds" "$WORK/python_eval.json" <<'PY'
+import json, sys
+recorded = json.load(open(sys.argv[1]))[-1]["server_evaluation"]
+python = json.load(open(sys.argv[2]))
+assert python["examples"] == recorded["examples"], (python, recorded)
+for key in ("accuracy", "loss", "auc"):
+    assert abs(python[key] - recorded[key]) <= 1e-4, (key, python[key], recorded[key])
+PY
+}
