@@ -38,8 +38,9 @@ fi
 
 bash "$ROOT/scripts/setup.sh"
 start=$(date +%s)
+mkdir -p "$BUILD"
 CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DCOHORT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  >"$BUILD.configure.log" 2>&1 || { cat "$BUILD.configure.log"; exit 1; }
+  >"$BUILD/configure.log" 2>&1 || { cat "$BUILD/configure.log"; exit 1; }
 cmake --build "$BUILD" -j"$JOBS"
 echo "fuzz: built in $(( $(date +%s) - start )) s"
 
