@@ -639,11 +639,16 @@ absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& bytes,
     if (data == entries->end()) {
       return Corrupt(absl::StrCat("storage of ", spec.name, " is missing"));
     }
-    const uint64_t begin = static_cast<uint64_t>(t.offset) * sizeof(float);
-    const uint64_t length = static_cast<uint64_t>(spec.NumValues()) * sizeof(float);
-    if (t.offset < 0 || begin + length > data->second.size()) {
+    // In values, not bytes: an offset near 2^62 would wrap around a byte count and point
+    // before the storage.
+    const uint64_t stored = data->second.size() / sizeof(float);
+    const uint64_t wanted = static_cast<uint64_t>(spec.NumValues());
+    if (t.offset < 0 || static_cast<uint64_t>(t.offset) > stored ||
+        wanted > stored - static_cast<uint64_t>(t.offset)) {
       return Corrupt(absl::StrCat("storage of ", spec.name, " is too short"));
     }
+    const uint64_t begin = static_cast<uint64_t>(t.offset) * sizeof(float);
+    const uint64_t length = wanted * sizeof(float);
     const size_t first = values.size();
     values.resize(first + spec.NumValues());
     std::memcpy(values.data() + first, data->second.data() + begin, length);
