@@ -180,6 +180,27 @@ TEST_CASE("A tensor offset whose byte count wraps around is refused", "[checkpoi
   }
 }
 
+TEST_CASE("Pickles that would exhaust memory, the stack or time are refused", "[checkpoint]") {
+  // Found while hardening the unpickler behind checkpoint_fuzz (libFuzzer's 4 KB inputs do not
+  // reach the last two): each was a few hundred bytes to a megabyte of data.pkl.
+  auto decode = [](const std::string& pickle) {
+    auto archive = EncodeArchive({{"archive/data.pkl", pickle}});
+    REQUIRE(archive.ok());
+    return DecodeCheckpoint(*archive, SmallLayout()).status();
+  };
+  // A tuple of two memo copies of the previous tuple, memoized again, 40 times: 2^40 values
+  // from 290 bytes (it ran out of memory).
+  std::string memo_bomb = std::string("\x80\x02K\x01\x85q\x00", 7);
+  for (int i = 0; i < 40; ++i) memo_bomb += std::string("h\x00h\x00\x86q\x00", 7);
+  RequireInvalid(decode(memo_bomb + "."), {"values through its memo"});
+  // A tuple nested 100000 deep (its destructor overflowed the stack).
+  RequireInvalid(decode("\x80\x02K\x01" + std::string(100000, '\x85') + "."),
+                 {"nests lists deeper than 32"});
+  // A MARK followed by 200000 items: popped in linear time (it was quadratic), then refused
+  // for not being a state dict.
+  RequireInvalid(decode("\x80\x02(" + std::string(200000, 'N') + "t."), {"dict of tensors"});
+}
+
 TEST_CASE("A missing checkpoint file is NotFound with its path", "[checkpoint]") {
   auto values = ReadCheckpoint("/nonexistent/round-000001.pt", SmallLayout());
   CHECK(values.status().code() == absl::StatusCode::kNotFound);
