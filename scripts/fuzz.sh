@@ -7,8 +7,8 @@
 #   scripts/fuzz.sh [--seconds N] [--write-seeds] [TARGET...]
 #
 # --seconds N     run time per target (default 60)
-# --write-seeds   regenerate tests/fuzz/corpus/ from configs/, data/ and the code's encoders,
-#                 then exit
+# --write-seeds   (re)write the generated seeds of tests/fuzz/corpus/ from configs/, data/ and
+#                 the code's encoders, then exit (the inputs that found bugs stay)
 # TARGET...       run only these (e.g. csv idx); default: all
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --seconds=*) seconds=${1#*=}; shift ;;
     --write-seeds) write_seeds=1; shift ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -45,7 +45,6 @@ cmake --build "$BUILD" -j"$JOBS"
 echo "fuzz: built in $(( $(date +%s) - start )) s"
 
 if [ "$write_seeds" = 1 ]; then
-  rm -rf "$CORPUS"
   mkdir -p "$CORPUS/config" "$CORPUS/csv"
   for f in demo/coordinator demo/hospital-a demo-dp/coordinator demo-dp/hospital-a \
       fashion-mnist/coordinator fashion-mnist/site-a fashion-mnist-dp/coordinator \
