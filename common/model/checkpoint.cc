@@ -22,7 +22,10 @@ constexpr uint64_t kZipLimit = 0xFFFFFFFFull;
 // memo references copy values, so without a bound a few bytes that copy a tuple of two copies
 // of the last one double the memory with every 7 bytes of pickle.
 constexpr int kMaxPickleDepth = 32;
-constexpr uint64_t kMaxPickleMemoCopies = uint64_t{1} << 20;  // values copied into or out of it
+// Values (and 8-byte words of text) copied into or out of the memo. torch.save's pickle of a
+// state dict costs about 50 per tensor (tests/data/torch_save_linear_3x2.pt: 107 for two),
+// ours nothing (no memo).
+constexpr uint64_t kMaxPickleMemoCopies = uint64_t{1} << 18;
 
 // ---------------------------------------------------------------------------------------
 // Writing
@@ -309,11 +312,26 @@ struct PickleValue {
   std::variant<std::monostate, int64_t, bool, std::string, Global, PickleList, TensorRef,
                std::shared_ptr<std::vector<std::pair<std::string, TensorRef>>>, Mark>
       v;
-  // Values in this one, itself included, and the nesting depth of its lists (0: no list).
+  // Lists only: CopyCost of the list. Every value: the nesting depth of its lists (0: none).
   uint64_t weight = 1;
   int depth = 0;
 };
 using StateDict = std::shared_ptr<std::vector<std::pair<std::string, TensorRef>>>;
+
+// What a copy of `value` costs, in values plus 8-byte words of text (a state dict is shared,
+// not copied).
+uint64_t CopyCost(const PickleValue& value) {
+  if (std::holds_alternative<PickleList>(value.v)) return value.weight;
+  if (const auto* s = std::get_if<std::string>(&value.v)) return 1 + s->size() / 8;
+  if (const auto* g = std::get_if<Global>(&value.v)) {
+    return 1 + (g->module.size() + g->name.size()) / 8;
+  }
+  if (const auto* t = std::get_if<TensorRef>(&value.v)) {
+    return 1 + (t->storage_key.size() + t->storage_type.size()) / 8 + t->size.size() +
+           t->stride.size();
+  }
+  return 1;
+}
 
 // A small unpickler for the opcodes a float32 state dict uses (ours and torch.save's).
 // Anything else is refused: a checkpoint is data, never code to run.
@@ -360,7 +378,7 @@ class PickleReader {
   absl::Status PushList(PickleList items) {
     PickleValue list;
     for (const PickleValue& item : items) {
-      list.weight += item.weight;
+      list.weight += CopyCost(item);
       list.depth = std::max(list.depth, item.depth);
     }
     if (++list.depth > kMaxPickleDepth) {
@@ -391,11 +409,12 @@ class PickleReader {
     return absl::OkStatus();
   }
   absl::Status ChargeCopy(const PickleValue& value) {
-    if (value.weight > kMaxPickleMemoCopies - memo_copies_) {
+    const uint64_t cost = CopyCost(value);
+    if (cost > kMaxPickleMemoCopies - memo_copies_) {
       return Corrupt(absl::StrCat("pickle copies more than ", kMaxPickleMemoCopies,
                                   " values through its memo"));
     }
-    memo_copies_ += value.weight;
+    memo_copies_ += cost;
     return absl::OkStatus();
   }
 

@@ -193,6 +193,13 @@ TEST_CASE("Pickles that would exhaust memory, the stack or time are refused", "[
   std::string memo_bomb = std::string("\x80\x02K\x01\x85q\x00", 7);
   for (int i = 0; i < 40; ++i) memo_bomb += std::string("h\x00h\x00\x86q\x00", 7);
   RequireInvalid(decode(memo_bomb + "."), {"values through its memo"});
+  // A 64 KB string memoized under 20000 keys: 1.3 GB of copies from 164 KB of pickle.
+  std::string string_bomb = "\x80\x02" + PickleString(std::string(1 << 16, 's'));
+  for (uint32_t key = 0; key < 20000; ++key) {
+    string_bomb += 'r';
+    for (int i = 0; i < 4; ++i) string_bomb.push_back(static_cast<char>((key >> (8 * i)) & 0xff));
+  }
+  RequireInvalid(decode(string_bomb + "."), {"values through its memo"});
   // A tuple nested 100000 deep (its destructor overflowed the stack).
   RequireInvalid(decode("\x80\x02K\x01" + std::string(100000, '\x85') + "."),
                  {"nests lists deeper than 32"});
