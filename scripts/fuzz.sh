@@ -87,9 +87,10 @@ for target in "${targets[@]}"; do
     -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$target-" \
     >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n1 || true)
   corpus_size=$(grep -oE 'corp: [0-9]+/[0-9]+[bKM]?b?' "$log" | tail -n1 || true)
-  line=$(printf '%-18s %s runs %s, %s, %s' "$target" "${runs:-?}" \
+  line=$(printf '%-18s %s runs (%s/s) %s, %s, %s' "$target" "${runs:-?}" "${rate:-?}" \
     "$([ "$status" = 0 ] && echo ok || echo "FAILED (exit $status)")" "${cov:-cov: ?}" \
     "${corpus_size:-corp: ?}")
   summary+=("$line")
