@@ -62,7 +62,7 @@ fi
 
 ARTIFACTS=$BUILD/artifacts
 WORK=$BUILD/fuzz-work
-rm -rf "$WORK"
+rm -rf "$WORK" "$ARTIFACTS"
 mkdir -p "$ARTIFACTS" "$WORK"
 # detect_leaks is on by default with ASan on x86_64 Linux; spelled out so that nobody turns it
 # off by accident. halt_on_error: any report ends the run with a non-zero status.
