@@ -19,6 +19,7 @@ PACKAGES=(
   # issue 6's observability tests: the status page rendered by headless Chromium, /metrics
   # scraped by a real Prometheus server (both started by the tests themselves, on loopback)
   chromium prometheus
+  clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh, tests/fuzz/)
   dataset-fashion-mnist  # Fashion-MNIST IDX files (/usr/share/datasets/fashion-mnist/) for configs/fashion-mnist
 )
 

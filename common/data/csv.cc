@@ -73,7 +73,14 @@ absl::StatusOr<Dataset> ParseCsv(const std::string& text, const std::string& sou
         }
         data.labels.push_back(static_cast<int64_t>(value));
       } else {
-        data.features.push_back(static_cast<float>(value));
+        // Features are float32: a finite double beyond its range would become infinite.
+        const float feature = static_cast<float>(value);
+        if (!std::isfinite(feature)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              source, ":", line_no + 1, ": column '", header[i], "': '", cell,
+              "' is outside the float32 range (magnitude at most 3.4e38)"));
+        }
+        data.features.push_back(feature);
       }
     }
   }

@@ -88,19 +88,26 @@ absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& so
                                 " bytes, the file has ", bytes.size()));
   }
   IdxArray array;
-  int64_t total = 1;
+  // The product of the non-zero dimensions is bounded too, so that an empty array
+  // (a zero dimension) cannot carry an item size that overflows IdxArray::ItemSize().
+  int64_t nonzero_product = 1;
+  bool empty = false;
   for (int d = 0; d < ndims; ++d) {
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + 4 + 4 * d);
     const int64_t dim = (int64_t{p[0]} << 24) | (int64_t{p[1]} << 16) | (int64_t{p[2]} << 8) |
                         int64_t{p[3]};
     array.dims.push_back(dim);
-    if (dim == 0) total = 0;
-    if (total != 0 && dim > kMaxIdxBytes / total) {
+    if (dim == 0) {
+      empty = true;
+      continue;
+    }
+    if (dim > kMaxIdxBytes / nonzero_product) {
       return invalid(absl::StrCat("dimensions ", Shape(array.dims), "... exceed the limit of ",
                                   kMaxIdxBytes, " values"));
     }
-    total *= dim;
+    nonzero_product *= dim;
   }
+  const int64_t total = empty ? 0 : nonzero_product;
   const size_t expected = header + static_cast<size_t>(total);
   if (bytes.size() != expected) {
     return invalid(absl::StrCat(

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -17,6 +18,14 @@ namespace {
 constexpr char kArchive[] = "archive";
 constexpr size_t kAlignment = 64;  // PyTorch aligns record data to 64 bytes (for mmap).
 constexpr uint64_t kZipLimit = 0xFFFFFFFFull;
+// Unpickler bounds. A state dict nests tuples 2 deep (a tensor's size inside its arguments);
+// memo references copy values, so without a bound a few bytes that copy a tuple of two copies
+// of the last one double the memory with every 7 bytes of pickle.
+constexpr int kMaxPickleDepth = 32;
+// Values (and 8-byte words of text) copied into or out of the memo. torch.save's pickle of a
+// state dict costs about 50 per tensor (tests/data/torch_save_linear_3x2.pt: 107 for two),
+// ours nothing (no memo).
+constexpr uint64_t kMaxPickleMemoCopies = uint64_t{1} << 18;
 
 // ---------------------------------------------------------------------------------------
 // Writing
@@ -303,8 +312,26 @@ struct PickleValue {
   std::variant<std::monostate, int64_t, bool, std::string, Global, PickleList, TensorRef,
                std::shared_ptr<std::vector<std::pair<std::string, TensorRef>>>, Mark>
       v;
+  // Lists only: CopyCost of the list. Every value: the nesting depth of its lists (0: none).
+  uint64_t weight = 1;
+  int depth = 0;
 };
 using StateDict = std::shared_ptr<std::vector<std::pair<std::string, TensorRef>>>;
+
+// What a copy of `value` costs, in values plus 8-byte words of text (a state dict is shared,
+// not copied).
+uint64_t CopyCost(const PickleValue& value) {
+  if (std::holds_alternative<PickleList>(value.v)) return value.weight;
+  if (const auto* s = std::get_if<std::string>(&value.v)) return 1 + s->size() / 8;
+  if (const auto* g = std::get_if<Global>(&value.v)) {
+    return 1 + (g->module.size() + g->name.size()) / 8;
+  }
+  if (const auto* t = std::get_if<TensorRef>(&value.v)) {
+    return 1 + (t->storage_key.size() + t->storage_type.size()) / 8 + t->size.size() +
+           t->stride.size();
+  }
+  return 1;
+}
 
 // A small unpickler for the opcodes a float32 state dict uses (ours and torch.save's).
 // Anything else is refused: a checkpoint is data, never code to run.
@@ -338,14 +365,28 @@ class PickleReader {
     return v;
   }
   absl::StatusOr<PickleList> PopToMark() {
-    PickleList items;
-    while (!stack_.empty() && !std::holds_alternative<Mark>(stack_.back().v)) {
-      items.insert(items.begin(), std::move(stack_.back()));
-      stack_.pop_back();
-    }
-    if (stack_.empty()) return Corrupt("pickle MARK missing");
-    stack_.pop_back();
+    size_t mark = stack_.size();
+    while (mark > 0 && !std::holds_alternative<Mark>(stack_[mark - 1].v)) --mark;
+    if (mark == 0) return Corrupt("pickle MARK missing");
+    PickleList items(std::make_move_iterator(stack_.begin() + mark),
+                     std::make_move_iterator(stack_.end()));
+    stack_.resize(mark - 1);
     return items;
+  }
+  // Pushes a tuple or list of `items`, refusing nesting deeper than kMaxPickleDepth (the
+  // values' destructors recurse once per level).
+  absl::Status PushList(PickleList items) {
+    PickleValue list;
+    for (const PickleValue& item : items) {
+      list.weight += CopyCost(item);
+      list.depth = std::max(list.depth, item.depth);
+    }
+    if (++list.depth > kMaxPickleDepth) {
+      return Corrupt(absl::StrCat("pickle nests lists deeper than ", kMaxPickleDepth));
+    }
+    list.v = std::move(items);
+    stack_.push_back(std::move(list));
+    return absl::OkStatus();
   }
   absl::StatusOr<std::string> Line() {
     size_t nl = b_.find('\n', pos_);
@@ -360,8 +401,21 @@ class PickleReader {
     pos_ += n;
     return v;
   }
-  void Memoize(uint64_t key) {
-    if (!stack_.empty()) memo_[key] = stack_.back();
+  // Copies the top of the stack into the memo: charged like a copy out of it.
+  absl::Status Memoize(uint64_t key) {
+    if (stack_.empty()) return absl::OkStatus();
+    if (absl::Status s = ChargeCopy(stack_.back()); !s.ok()) return s;
+    memo_[key] = stack_.back();
+    return absl::OkStatus();
+  }
+  absl::Status ChargeCopy(const PickleValue& value) {
+    const uint64_t cost = CopyCost(value);
+    if (cost > kMaxPickleMemoCopies - memo_copies_) {
+      return Corrupt(absl::StrCat("pickle copies more than ", kMaxPickleMemoCopies,
+                                  " values through its memo"));
+    }
+    memo_copies_ += cost;
+    return absl::OkStatus();
   }
 
   absl::Status Step(char op) {
@@ -377,8 +431,7 @@ class PickleReader {
         stack_.push_back({std::make_shared<std::vector<std::pair<std::string, TensorRef>>>()});
         return absl::OkStatus();
       case ')':
-        stack_.push_back({PickleList{}});
-        return absl::OkStatus();
+        return PushList({});
       case '\x88':
       case '\x89':
         stack_.push_back({op == '\x88'});
@@ -437,8 +490,7 @@ class PickleReader {
       case 't': {
         absl::StatusOr<PickleList> items = PopToMark();
         if (!items.ok()) return items.status();
-        stack_.push_back({std::move(*items)});
-        return absl::OkStatus();
+        return PushList(std::move(*items));
       }
       case '\x85':
       case '\x86':
@@ -448,23 +500,21 @@ class PickleReader {
         PickleList items(std::make_move_iterator(stack_.end() - n),
                          std::make_move_iterator(stack_.end()));
         stack_.resize(stack_.size() - n);
-        stack_.push_back({std::move(items)});
-        return absl::OkStatus();
+        return PushList(std::move(items));
       }
       case 'q':
         if (absl::Status s = Need(1); !s.ok()) return s;
-        Memoize(Unsigned(1));
-        return absl::OkStatus();
+        return Memoize(Unsigned(1));
       case 'r':
         if (absl::Status s = Need(4); !s.ok()) return s;
-        Memoize(Unsigned(4));
-        return absl::OkStatus();
+        return Memoize(Unsigned(4));
       case 'h':
       case 'j': {
         size_t n = op == 'h' ? 1 : 4;
         if (absl::Status s = Need(n); !s.ok()) return s;
         auto it = memo_.find(Unsigned(n));
         if (it == memo_.end()) return Corrupt("pickle memo miss");
+        if (absl::Status s = ChargeCopy(it->second); !s.ok()) return s;
         stack_.push_back(it->second);
         return absl::OkStatus();
       }
@@ -566,6 +616,7 @@ class PickleReader {
   size_t pos_ = 0;
   std::vector<PickleValue> stack_;
   std::map<uint64_t, PickleValue> memo_;
+  uint64_t memo_copies_ = 0;
 };
 
 }  // namespace
@@ -639,11 +690,16 @@ absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& bytes,
     if (data == entries->end()) {
       return Corrupt(absl::StrCat("storage of ", spec.name, " is missing"));
     }
-    const uint64_t begin = static_cast<uint64_t>(t.offset) * sizeof(float);
-    const uint64_t length = static_cast<uint64_t>(spec.NumValues()) * sizeof(float);
-    if (t.offset < 0 || begin + length > data->second.size()) {
+    // In values, not bytes: an offset near 2^62 would wrap around a byte count and point
+    // before the storage.
+    const uint64_t stored = data->second.size() / sizeof(float);
+    const uint64_t wanted = static_cast<uint64_t>(spec.NumValues());
+    if (t.offset < 0 || static_cast<uint64_t>(t.offset) > stored ||
+        wanted > stored - static_cast<uint64_t>(t.offset)) {
       return Corrupt(absl::StrCat("storage of ", spec.name, " is too short"));
     }
+    const uint64_t begin = static_cast<uint64_t>(t.offset) * sizeof(float);
+    const uint64_t length = wanted * sizeof(float);
     const size_t first = values.size();
     values.resize(first + spec.NumValues());
     std::memcpy(values.data() + first, data->second.data() + begin, length);

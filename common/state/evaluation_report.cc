@@ -108,6 +108,14 @@ absl::StatusOr<SiteEvaluation> ParseEvaluationReport(absl::string_view text) {
     e.false_positives = counts["false_positives"];
     e.true_negatives = counts["true_negatives"];
     e.false_negatives = counts["false_negatives"];
+    // Each count on its own first: the sums below are uint64 and would wrap around.
+    for (uint64_t count :
+         {e.true_positives, e.false_positives, e.true_negatives, e.false_negatives}) {
+      if (count > e.examples) {
+        return absl::InvalidArgumentError(
+            "evaluation report: a confusion count exceeds examples");
+      }
+    }
     if (e.true_positives + e.false_positives + e.true_negatives + e.false_negatives !=
         e.examples) {
       return absl::InvalidArgumentError(

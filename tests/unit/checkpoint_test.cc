@@ -1,6 +1,7 @@
 #include "common/model/checkpoint.h"
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "common/model/models.h"
 #include "common/util/files.h"
@@ -17,6 +18,43 @@ tensor::ParameterLayout SmallLayout() {
 }
 
 std::vector<float> SmallValues() { return {1.5f, -2.0f, 3.25f, 0.0f, -0.5f, 7.0f, 0.125f, -1.0f}; }
+
+// Protocol-2 pickle bytes of a string (BINUNICODE).
+std::string PickleString(const std::string& s) {
+  std::string out = "X";
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((s.size() >> (8 * i)) & 0xff));
+  return out + s;
+}
+
+// torch._utils._rebuild_tensor_v2 of FloatStorage `key` at `offset` (LONG1, 8 bytes), with
+// the given size and contiguous stride (each below 256).
+std::string PickleTensor(const std::string& key, int64_t offset, const std::string& size,
+                         const std::string& stride) {
+  std::string out = "ctorch._utils\n_rebuild_tensor_v2\n(";
+  out += "(" + PickleString("storage") + "ctorch\nFloatStorage\n" + PickleString(key) +
+         PickleString("cpu") + "K\x06tQ";
+  out += "\x8a\x08";
+  for (int i = 0; i < 8; ++i) {
+    out.push_back(static_cast<char>((static_cast<uint64_t>(offset) >> (8 * i)) & 0xff));
+  }
+  out += "(" + size + "t(" + stride + "t\x89tR";
+  return out;
+}
+
+// SmallLayout's state dict with fc0.weight stored at `weight_offset` of its storage.
+std::string SmallArchive(int64_t weight_offset) {
+  const std::string pickle =
+      "\x80\x02}(" + PickleString("fc0.weight") +
+      PickleTensor("0", weight_offset, "K\x02K\x03", "K\x03K\x01") + PickleString("fc0.bias") +
+      PickleTensor("1", 0, "K\x02", "K\x01") + "u.";
+  const std::vector<float> weight = {1, 2, 3, 4, 5, 6};
+  const std::vector<float> bias = {7, 8};
+  auto archive = EncodeArchive({{"archive/data.pkl", pickle},
+                                {"archive/data/0", std::string(tensor::AsBytes(weight))},
+                                {"archive/data/1", std::string(tensor::AsBytes(bias))}});
+  REQUIRE(archive.ok());
+  return *archive;
+}
 
 }  // namespace
 
@@ -125,6 +163,49 @@ TEST_CASE("A checkpoint pickle that would call anything but tensor rebuilding is
   auto empty = EncodeArchive({{"archive/data.pkl", std::string("\x80\x02N.", 4)}});
   REQUIRE(empty.ok());
   RequireInvalid(DecodeCheckpoint(*empty, SmallLayout()).status(), {"dict of tensors"});
+}
+
+TEST_CASE("A tensor offset whose byte count wraps around is refused", "[checkpoint]") {
+  // Found by reading the decoder next to checkpoint_fuzz: offset 2^62 - 1 made the byte
+  // offset 2^64 - 4, the bounds check wrapped around, and the copy started 4 bytes before
+  // the storage.
+  auto values = DecodeCheckpoint(SmallArchive(0), SmallLayout());
+  REQUIRE(values.ok());
+  CHECK(*values == std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8});
+  for (int64_t offset : {(int64_t{1} << 62) - 1, int64_t{1} << 62, int64_t{1}, int64_t{7},
+                         std::numeric_limits<int64_t>::max()}) {
+    INFO("offset " << offset);
+    RequireInvalid(DecodeCheckpoint(SmallArchive(offset), SmallLayout()).status(),
+                   {"storage of fc0.weight is too short"});
+  }
+}
+
+TEST_CASE("Pickles that would exhaust memory, the stack or time are refused", "[checkpoint]") {
+  // Found while hardening the unpickler behind checkpoint_fuzz (libFuzzer's 4 KB inputs do not
+  // reach the last two): each was a few hundred bytes to a megabyte of data.pkl.
+  auto decode = [](const std::string& pickle) {
+    auto archive = EncodeArchive({{"archive/data.pkl", pickle}});
+    REQUIRE(archive.ok());
+    return DecodeCheckpoint(*archive, SmallLayout()).status();
+  };
+  // A tuple of two memo copies of the previous tuple, memoized again, 40 times: 2^40 values
+  // from 290 bytes (it ran out of memory).
+  std::string memo_bomb = std::string("\x80\x02K\x01\x85q\x00", 7);
+  for (int i = 0; i < 40; ++i) memo_bomb += std::string("h\x00h\x00\x86q\x00", 7);
+  RequireInvalid(decode(memo_bomb + "."), {"values through its memo"});
+  // A 64 KB string memoized under 20000 keys: 1.3 GB of copies from 164 KB of pickle.
+  std::string string_bomb = "\x80\x02" + PickleString(std::string(1 << 16, 's'));
+  for (uint32_t key = 0; key < 20000; ++key) {
+    string_bomb += 'r';
+    for (int i = 0; i < 4; ++i) string_bomb.push_back(static_cast<char>((key >> (8 * i)) & 0xff));
+  }
+  RequireInvalid(decode(string_bomb + "."), {"values through its memo"});
+  // A tuple nested 100000 deep (its destructor overflowed the stack).
+  RequireInvalid(decode("\x80\x02K\x01" + std::string(100000, '\x85') + "."),
+                 {"nests lists deeper than 32"});
+  // A MARK followed by 200000 items: popped in linear time (it was quadratic), then refused
+  // for not being a state dict.
+  RequireInvalid(decode("\x80\x02(" + std::string(200000, 'N') + "t."), {"dict of tensors"});
 }
 
 TEST_CASE("A missing checkpoint file is NotFound with its path", "[checkpoint]") {

@@ -98,6 +98,18 @@ TEST_CASE("ParseCsv refuses an empty cell and non-finite numbers", "[data]") {
   RequireInvalid(ParseCsv(text, "t.csv", "label").status(), {"t.csv:3:", "column 'a'"});
 }
 
+TEST_CASE("ParseCsv refuses a finite feature beyond the float32 range", "[data]") {
+  // Found by csv_fuzz: 1e39 is a finite double but an infinite float32 feature.
+  const std::string cell = GENERATE(as<std::string>{}, "1e39", "-3.5e38", "1e300");
+  const std::string text = absl::StrCat("a,label\n1,0\n", cell, ",1\n");
+  INFO("cell: '" << cell << "'");
+  RequireInvalid(ParseCsv(text, "t.csv", "label").status(),
+                 {"t.csv:3:", "column 'a'", "outside the float32 range"});
+  auto largest = ParseCsv("a,label\n3.4e38,0\n-3.4e38,1\n", "t.csv", "label");
+  REQUIRE(largest.ok());
+  CHECK(largest->features == std::vector<float>{3.4e38f, -3.4e38f});
+}
+
 TEST_CASE("ParseCsv refuses a ragged row naming its line", "[data]") {
   SECTION("too few cells") {
     const std::string text = "a,b,label\n1,2,0\n3,4,1\n5,1\n";

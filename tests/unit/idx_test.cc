@@ -124,6 +124,22 @@ TEST_CASE("ParseIdx refuses dimensions beyond the size limit before allocating",
   RequireInvalid(ParseIdx(huge, "huge.idx").status(), {"huge.idx", "exceed the limit"});
 }
 
+TEST_CASE("ParseIdx bounds the item size of an empty array", "[data][idx]") {
+  // Found by idx_fuzz: 0 x 4294967295 x 4294967295 holds no values, yet its item size
+  // (2^64 - 2^33 + 1) overflowed int64 in ItemSize().
+  std::string empty_huge(
+      "\x00\x00\x08\x03\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff", 16);
+  RequireInvalid(ParseIdx(empty_huge, "e.idx").status(), {"e.idx", "exceed the limit"});
+  // An empty array of a sane item size still parses.
+  IdxArray empty;
+  empty.dims = {0, 28, 28};
+  auto parsed = ParseIdx(EncodeIdx(empty), "e.idx");
+  REQUIRE(parsed.ok());
+  CHECK(parsed->dims == std::vector<int64_t>{0, 28, 28});
+  CHECK(parsed->ItemSize() == 784);
+  CHECK(parsed->values.empty());
+}
+
 TEST_CASE("ReadIdxFile refuses corrupt and truncated gzip data", "[data][idx]") {
   testing::TempDir dir;
   auto packed = Gzip(EncodeIdx(MakeImages(50, 8, 8).images));

@@ -143,6 +143,19 @@ TEST_CASE("A malformed or inconsistent evaluation report is refused with the rea
   }
 }
 
+TEST_CASE("Confusion counts whose sums wrap around uint64 are refused", "[state]") {
+  // Found with evaluation_report_fuzz's invariants: 2^64 - 1 true positives and 2 true
+  // negatives add up to correct (1) and with no false ones to examples (1) modulo 2^64.
+  const std::string text =
+      "cohort-evaluation 1\nexamples 1\nloss 0x1p-1\ncorrect 1\nbinary 1\n"
+      "true_positives 18446744073709551615\nfalse_positives 0\ntrue_negatives 2\n"
+      "false_negatives 0\n";
+  absl::StatusOr<state::SiteEvaluation> parsed = state::ParseEvaluationReport(text);
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(absl::StrContains(parsed.status().message(), "a confusion count exceeds examples"));
+}
+
 TEST_CASE("A server evaluation is recorded once, only for a committed round", "[state]") {
   TempDir dir;
   absl::StatusOr<std::unique_ptr<state::StateStore>> opened =
