@@ -156,7 +156,8 @@ TEST_CASE("A checkpoint pickle that would call anything but tensor rebuilding is
   RequireInvalid(DecodeCheckpoint(*archive, SmallLayout()).status(),
                  {"refusing to call os.system"});
   // An opcode outside the state-dict subset (INST) is refused too.
-  auto inst = EncodeArchive({{"archive/data.pkl", std::string("\x80\x02ios\nsystem\n.", 16)}});
+  static constexpr char kInst[] = "\x80\x02ios\nsystem\n.";
+  auto inst = EncodeArchive({{"archive/data.pkl", std::string(kInst, sizeof(kInst) - 1)}});
   REQUIRE(inst.ok());
   RequireInvalid(DecodeCheckpoint(*inst, SmallLayout()).status(), {"unsupported pickle opcode"});
   // A pickle that stops before producing a dict.
