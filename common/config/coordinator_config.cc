@@ -164,7 +164,8 @@ KeepaliveConfig ReadKeepalive(MapReader keepalive) {
   KeepaliveConfig out;
   out.time = keepalive.Duration("time", absl::Seconds(30));
   out.timeout = keepalive.Duration("timeout", absl::Seconds(20));
-  // The coordinator answers pings more frequent than every 10 s with GOAWAY (too_many_pings).
+  // The coordinator answers pings more frequent than every 5 s with GOAWAY (too_many_pings);
+  // 10 s leaves a margin.
   if (out.time < absl::Seconds(10) || out.time > absl::Hours(2)) {
     keepalive.Fail("time", "must be between 10s and 2h");
   }

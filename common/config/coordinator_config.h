@@ -45,8 +45,9 @@ struct HttpConfig {
 // daemons. Every `time` without incoming data the daemon pings its peer; no answer within
 // `timeout` closes the connection, so a peer that vanished without a FIN or RST (a cut link,
 // a powered-off host) is noticed within time + timeout, and idle sessions are not dropped by
-// middleboxes that forget quiet connections. The coordinator accepts a site's pings at most
-// every 10 s (more often is answered with GOAWAY), so `time` is at least 10 s.
+// middleboxes that forget quiet connections. The coordinator accepts a site's pings every 5 s
+// at most (more often is answered with GOAWAY); `time` is at least 10 s, twice that, so timer
+// jitter never earns a site a ping strike.
 struct KeepaliveConfig {
   absl::Duration time = absl::Seconds(30);
   absl::Duration timeout = absl::Seconds(20);
