@@ -148,6 +148,9 @@ wanted() { [[ " ${NETFAULT_SCENARIOS:-1 2 3} " == *" $1 "* ]]; }
 # --- 1. a slow, lossy link ----------------------------------------------------------------------
 if wanted 1; then
 prepare_run slow 3
+# A model of 16,898 parameters (66 KB each way per round), so that the lossy link carries
+# hundreds of packets and loses some of them.
+sed -i 's/hidden: \[32\]/hidden: [512]/' "$RUN/coordinator.yaml"
 if [ "$NETEM" -eq 1 ]; then
   in_ns hospital-c tc qdisc add dev eth0 root netem delay 200ms loss 5%
   in_ns coord tc qdisc add dev vc root netem delay 200ms loss 5%
@@ -189,9 +192,20 @@ fi
 # commit without it; then the link comes back, hospital-c reconnects on its own and round 2
 # commits with all three (a secure round needs at least 3 sites, so round 2 waits for it).
 if wanted 2; then
-prepare_run cut 2 "limits: {max_concurrent_uploads: 1, max_chunk_bytes: 16384}"
-sed -i -e 's/hidden: \[32\]/hidden: [2048]/' -e '/^limits: {max_concurrent_uploads: 1, max_chunk_bytes: 4194304}/d' \
-  "$RUN/coordinator.yaml"
+# Seeded (mode: simulation), so that the aggregate can be compared bit for bit with a reference
+# run in which hospital-c's process is killed at the same stage instead (the secagg_kill_test
+# case): a link cut must leave exactly the same committed model as a clean dropout.
+prepare_cut_run() {
+  prepare_run "$1" "$2" "limits: {max_concurrent_uploads: 1, max_chunk_bytes: 16384}"
+  sed -i -e 's/hidden: \[32\]/hidden: [2048]/' \
+    -e '/^limits: {max_concurrent_uploads: 1, max_chunk_bytes: 4194304}/d' "$RUN/coordinator.yaml"
+  local site seed=100
+  for site in "${SITES[@]}"; do
+    seed=$((seed + 1))
+    printf 'mode: simulation\nseed: %d\n' "$seed" >>"$RUN/$site.yaml"
+  done
+}
+prepare_cut_run cut 2
 in_ns hospital-c tc qdisc add dev eth0 root tbf rate 256kbit burst 16kb latency 10s
 start_coordinator
 for site in "${SITES[@]}"; do start_site "$site"; done
@@ -249,6 +263,21 @@ for r in rounds:
     assert all(torch.isfinite(t).all() for t in state.values())
 print("round 1 dropped hospital-c:", r1["drop_reasons"]["hospital-c"])
 PY
+stop_run
+CUT=$RUN
+# The reference: one round, hospital-c killed (SIGKILL) just before its masked upload.
+prepare_cut_run cut-reference 1
+start_coordinator
+start_site hospital-a; start_site hospital-b
+ip netns exec "$NS-hospital-c" "$BIN/cohort-client" --config "$RUN/hospital-c.yaml" \
+  --fault-kill-at masked >"$RUN/logs/hospital-c.log" 2>&1 &
+PIDS+=("$!")
+disown "$!"  # its SIGKILL is expected: no "Killed" notice from bash
+code=0; wait_coordinator 120 || code=$?
+[ "$code" -eq 0 ] || dump_logs
+check "link cut: the reference run (hospital-c killed before its upload) finishes" test "$code" -eq 0
+check "link cut: the aggregate equals the reference's bit for bit" \
+  cmp "$CUT/state/checkpoints/round-000001.pt" "$RUN/state/checkpoints/round-000001.pt"
 stop_run
 fi
 
