@@ -6,15 +6,18 @@
 #   1. a slow, lossy link to hospital-c (rate limit and 5% packet loss both ways): every round
 #      commits with all three hospitals;
 #   2. hospital-c's link cut (carrier down, no FIN or RST) in the middle of its masked upload:
-#      hospital-c is a dropout, the round commits with the other two, and the aggregate holds
-#      exactly their weight and is finite;
+#      hospital-c is a dropout, the round commits with the other two, with exactly their
+#      weight, and its checkpoint is bit for bit that of a seeded reference run in which
+#      hospital-c's process is killed before its upload instead; the link restored, hospital-c
+#      rejoins and the next round commits with all three;
 #   3. keepalives (keepalive: {time: 10s, timeout: 5s} at both ends): idle sessions of a paused
 #      federation survive 25 s, more than two keepalive periods; a silently dead link is
 #      noticed by the coordinator (session ended) within a bound, measured and reported.
-# Needs root (ip netns). The kernel here has no sch_netem: latency and loss are not emulated by
-# netem but by tbf (rate limit, queueing delay) and iptables' statistic match (loss); the
-# test says so when it starts. Every namespace (and with it every veth and the bridge) and every
-# process this test creates is removed by its EXIT trap, also on failure.
+# Needs root (ip netns). Where the kernel has no sch_netem (as here: CONFIG_NET_SCH_NETEM is
+# off) latency cannot be emulated: the slow link is a tbf rate limit and the loss comes from
+# iptables' statistic match; the test says so when it starts. Every namespace (and with it every
+# veth and the bridge) and every process this test creates is removed by its EXIT trap, also on
+# failure or SIGTERM.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$ROOT/scripts/demo_lib.sh"
 
@@ -66,8 +69,8 @@ if in_ns coord tc qdisc add dev lo root netem delay 1ms 2>/dev/null; then
   NETEM=1; in_ns coord tc qdisc del dev lo root
 else
   NETEM=0
-  echo "NOTE: tc netem is not available in this kernel (CONFIG_NET_SCH_NETEM); latency is"
-  echo "      emulated by a tbf rate limit and loss by iptables' statistic match instead"
+  echo "NOTE: tc netem is not available in this kernel (CONFIG_NET_SCH_NETEM): no added latency;"
+  echo "      the slow link is a tbf rate limit and 5% loss comes from iptables' statistic match"
 fi
 
 # --- the federation's files -------------------------------------------------------------------
