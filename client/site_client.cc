@@ -224,8 +224,9 @@ absl::Status SiteClient::OpenChannel() {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       tls::MakeChannelCredentials(config_.tls);
   if (!credentials.ok()) return credentials.status();
-  channel_ = grpc::CreateCustomChannel(config_.coordinator, *credentials,
-                                       tls::MakeChannelArguments(config_.server_name));
+  channel_ = grpc::CreateCustomChannel(
+      config_.coordinator, *credentials,
+      tls::MakeChannelArguments(config_.server_name, config_.keepalive));
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/dp/calibration.h"
 #include "common/dp/ledger.h"
 #include "common/http/metrics_response.h"
@@ -331,9 +332,18 @@ absl::Status Coordinator::Start() {
   builder.RegisterService(service_.get());
   builder.RegisterService(admin_service_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  // Sites ping every keepalive.time (at least 10 s); accepting pings every 5 s leaves a margin
+  // for timer jitter, so a site at the minimum never collects ping strikes (and a GOAWAY).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  // The coordinator's own pings continue on an idle session (no limit without data).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A site that vanished without FIN or RST (cut link) is noticed within time + timeout: its
+  // session ends and the round treats it as a dropout.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(config_.keepalive.time)));
+  builder.AddChannelArgument(
+      GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(config_.keepalive.timeout)));
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.limits.max_chunk_bytes + (64 << 10)));
   // Uploads waiting for a slot would otherwise fill gRPC's receive buffers: with bandwidth-
   // delay probing, HTTP/2 windows grow to many MiB per stream on a fast link. A fixed window

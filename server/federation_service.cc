@@ -269,7 +269,11 @@ absl::Status FederationService::ReceivePayload(grpc::ServerContext& context,
     status = assembler.Add(message.data().offset(), message.data().data());
   }
   if (status.ok() && context.IsCancelled()) {
-    status = absl::CancelledError("upload cancelled by the site");
+    // The site cancelled, its connection died (a keepalive went unanswered) or the round's
+    // deadline cancelled the call: the server cannot tell these apart.
+    status = absl::CancelledError(
+        "upload cancelled before it completed (cancelled by the site, connection lost, or the "
+        "stage deadline passed)");
   }
   if (status.ok()) status = assembler.Finish();
   *bytes_received = assembler.bytes_received();
@@ -327,6 +331,8 @@ grpc::Status FederationService::UploadUpdate(grpc::ServerContext* context,
     round->AbandonUpload(*site);
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "no upload slot before deadline");
   }
+  spdlog::info("site={} round={} stage=upload receiving values={} masked_bits={}", *site,
+               header.round(), header.num_values(), header.masked_modulus_bits());
   uint64_t bytes_received = 0;
   absl::Status status;
   // A masked input arrives as words mod 2^32 or 2^64 and goes to the secure sum.

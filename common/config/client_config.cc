@@ -55,6 +55,7 @@ absl::StatusOr<ClientConfig> ParseClientConfig(const std::string& yaml_text,
 
   config.logging = ReadLogging(top.Map("logging"));
   config.http = ReadHttp(top.Map("http"));
+  config.keepalive = ReadKeepalive(top.Map("keepalive"));
   config.threads = top.Int("threads", 1, 1, 256);
   // The site's own copy of a TorchScript model (federations with model: {torchscript: ...}).
   if (top.Has("model")) {

@@ -37,6 +37,7 @@ struct ClientConfig {
   TlsFiles tls;
   DataConfig data;
   ReconnectConfig reconnect;
+  KeepaliveConfig keepalive;
   SitePrivacyConfig privacy;
   LoggingConfig logging;
   // The site's own /metrics, /healthz and /readyz (off unless http.listen is set).

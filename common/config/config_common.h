@@ -18,6 +18,9 @@ TlsFiles ReadTls(MapReader tls, bool allow_crl);
 LoggingConfig ReadLogging(MapReader logging);
 // Reads the optional `http:` section (listen: host:port; absent: no HTTP port).
 HttpConfig ReadHttp(MapReader http);
+// Reads the optional `keepalive:` section (time at least 10 s, at most 2 h; timeout 1 s to
+// 10 min).
+KeepaliveConfig ReadKeepalive(MapReader keepalive);
 // Checks "host:port" (port 0..65535; 0 means pick a free port, only useful for listening).
 void CheckHostPort(MapReader& reader, const std::string& key, const std::string& value,
                    bool allow_port_zero);

@@ -160,6 +160,22 @@ HttpConfig ReadHttp(MapReader http) {
   return out;
 }
 
+KeepaliveConfig ReadKeepalive(MapReader keepalive) {
+  KeepaliveConfig out;
+  out.time = keepalive.Duration("time", absl::Seconds(30));
+  out.timeout = keepalive.Duration("timeout", absl::Seconds(20));
+  // The coordinator answers pings more frequent than every 5 s with GOAWAY (too_many_pings);
+  // 10 s leaves a margin.
+  if (out.time < absl::Seconds(10) || out.time > absl::Hours(2)) {
+    keepalive.Fail("time", "must be between 10s and 2h");
+  }
+  if (out.timeout < absl::Seconds(1) || out.timeout > absl::Minutes(10)) {
+    keepalive.Fail("timeout", "must be between 1s and 10m");
+  }
+  keepalive.Finish();
+  return out;
+}
+
 DataConfig ReadData(MapReader data, DataRole role) {
   DataConfig config;
   const bool site = role == DataRole::kSite;
@@ -536,6 +552,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml
 
   config.logging = ReadLogging(top.Map("logging"));
   config.http = ReadHttp(top.Map("http"));
+  config.keepalive = ReadKeepalive(top.Map("keepalive"));
   {
     MapReader health = top.Map("health");
     if (health.Has("listen")) {

@@ -41,6 +41,18 @@ struct HttpConfig {
   std::string listen;  // "host:port"; empty: no HTTP port
 };
 
+// HTTP/2 keepalive pings on the gRPC connection between a site and the coordinator, in both
+// daemons. Every `time` without incoming data the daemon pings its peer; no answer within
+// `timeout` closes the connection, so a peer that vanished without a FIN or RST (a cut link,
+// a powered-off host) is noticed within time + timeout, and idle sessions are not dropped by
+// middleboxes that forget quiet connections. The coordinator accepts a site's pings every 5 s
+// at most (more often is answered with GOAWAY); `time` is at least 10 s, twice that, so timer
+// jitter never earns a site a ping strike.
+struct KeepaliveConfig {
+  absl::Duration time = absl::Seconds(30);
+  absl::Duration timeout = absl::Seconds(20);
+};
+
 // A built-in model architecture. `logreg` has no hidden layers; `mlp` has ReLU hidden layers;
 // `cnn` has one block per entry of `channels` (3x3 convolution with padding 1, ReLU, 2x2
 // max-pooling) on input_shape images, then the ReLU hidden layers and the output layer.
@@ -231,6 +243,7 @@ struct CoordinatorConfig {
   LimitsConfig limits;
   LoggingConfig logging;
   HttpConfig http;
+  KeepaliveConfig keepalive;
   // A plaintext gRPC port that serves only grpc.health.v1 (no TLS, no other service), for
   // Kubernetes' `grpc:` probes, which cannot present a client certificate. Empty: off.
   std::string health_listen;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/crypto/pki.h"
 #include "common/tls/revocation.h"
 #include "common/tls/server_verifier.h"
@@ -95,15 +96,18 @@ std::string OwnCertificateProblems(const config::TlsFiles& files) {
   return absl::StrCat("this site's certificate ", files.cert, ": ", absl::StrJoin(problems, "; "));
 }
 
-grpc::ChannelArguments MakeChannelArguments(const std::string& server_name) {
+grpc::ChannelArguments MakeChannelArguments(const std::string& server_name,
+                                            const config::KeepaliveConfig& keepalive) {
   grpc::ChannelArguments args;
   if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
   // Bounds what the coordinator queues for each download stream (see kStreamWindowBytes).
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
-  // Idle sessions stay up; a dead coordinator is noticed within about a minute.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  // Idle sessions stay up; a dead coordinator is noticed within time + timeout (default 50 s).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(keepalive.time)));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(keepalive.timeout)));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // Reconnection is paced by the client's own backoff loop (exponential, with jitter); the

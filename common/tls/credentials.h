@@ -42,9 +42,11 @@ std::string OwnCertificateProblems(const config::TlsFiles& files);
 // still carries 10 MB/s over a 100 ms round trip.
 inline constexpr int kStreamWindowBytes = 1 << 20;
 
-// Channel arguments for a cohort client: keepalives, and `server_name` as the TLS target name
-// when it differs from the dialled host.
-grpc::ChannelArguments MakeChannelArguments(const std::string& server_name);
+// Channel arguments for a cohort client: keepalives (`keepalive`: ping after `time` without
+// incoming data, close the connection when no answer comes within `timeout`), and
+// `server_name` as the TLS target name when it differs from the dialled host.
+grpc::ChannelArguments MakeChannelArguments(const std::string& server_name,
+                                            const config::KeepaliveConfig& keepalive = {});
 
 }  // namespace cohort::tls
 

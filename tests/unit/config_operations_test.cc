@@ -105,3 +105,31 @@ TEST_CASE("A bad evaluation schedule or early-stopping metric is refused", "[con
 }
 
 }  // namespace cohort::config
+
+namespace cohort::config {
+
+TEST_CASE("Coordinator keepalive has defaults and reads time and timeout",
+          "[config][keepalive]") {
+  absl::StatusOr<CoordinatorConfig> plain = OperationsConfig().Parse("");
+  REQUIRE(plain.ok());
+  CHECK(plain->keepalive.time == absl::Seconds(30));
+  CHECK(plain->keepalive.timeout == absl::Seconds(20));
+  absl::StatusOr<CoordinatorConfig> set =
+      OperationsConfig().Parse("keepalive: {time: 15s, timeout: 5s}\n");
+  INFO(set.status().ToString());
+  REQUIRE(set.ok());
+  CHECK(set->keepalive.time == absl::Seconds(15));
+  CHECK(set->keepalive.timeout == absl::Seconds(5));
+}
+
+TEST_CASE("Coordinator keepalive refuses out-of-range durations and unknown keys",
+          "[config][keepalive]") {
+  RequireInvalid(OperationsConfig().Parse("keepalive: {time: 1s}\n").status(),
+                 {"coord.yaml", "keepalive.time", "between 10s and 2h"});
+  RequireInvalid(OperationsConfig().Parse("keepalive: {timeout: 500ms}\n").status(),
+                 {"keepalive.timeout", "between 1s and 10m"});
+  RequireInvalid(OperationsConfig().Parse("keepalive: {time: 20s, ping: 1}\n").status(),
+                 {"keepalive.ping", "unknown key"});
+}
+
+}  // namespace cohort::config

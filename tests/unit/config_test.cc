@@ -967,3 +967,49 @@ TEST_CASE("Client config has no tls.crl key", "[config][tls]") {
 
 }  // namespace
 }  // namespace cohort::config
+
+namespace cohort::config {
+namespace {
+
+TEST_CASE("Client keepalive defaults to 30 s pings and a 20 s timeout", "[config][keepalive]") {
+  ConfigDir dir;
+  absl::StatusOr<ClientConfig> config =
+      ParseClientConfig(kMinimalClient, kClientSource, dir.path());
+  REQUIRE(config.ok());
+  CHECK(config->keepalive.time == absl::Seconds(30));
+  CHECK(config->keepalive.timeout == absl::Seconds(20));
+}
+
+TEST_CASE("Client keepalive reads time and timeout", "[config][keepalive]") {
+  ConfigDir dir;
+  absl::StatusOr<ClientConfig> config = ParseClientConfig(
+      absl::StrCat(kMinimalClient, "keepalive: {time: 10s, timeout: 5s}\n"), kClientSource,
+      dir.path());
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->keepalive.time == absl::Seconds(10));
+  CHECK(config->keepalive.timeout == absl::Seconds(5));
+}
+
+TEST_CASE("Client keepalive refuses pings more often than the coordinator accepts, a zero or "
+          "huge timeout and unknown keys",
+          "[config][keepalive]") {
+  ConfigDir dir;
+  RequireInvalid(ClientError(dir, absl::StrCat(kMinimalClient, "keepalive: {time: 5s}\n")),
+                 {"keepalive.time", "between 10s and 2h"});
+  RequireInvalid(ClientError(dir, absl::StrCat(kMinimalClient, "keepalive: {time: 3h}\n")),
+                 {"keepalive.time", "between 10s and 2h"});
+  RequireInvalid(ClientError(dir, absl::StrCat(kMinimalClient, "keepalive: {timeout: 0s}\n")),
+                 {"keepalive.timeout", "positive duration"});
+  RequireInvalid(ClientError(dir, absl::StrCat(kMinimalClient, "keepalive: {timeout: 500ms}\n")),
+                 {"keepalive.timeout", "between 1s and 10m"});
+  RequireInvalid(ClientError(dir, absl::StrCat(kMinimalClient, "keepalive: {timeout: 1h}\n")),
+                 {"keepalive.timeout", "between 1s and 10m"});
+  RequireInvalid(ClientError(dir, absl::StrCat(kMinimalClient, "keepalive: {time: soon}\n")),
+                 {"keepalive.time"});
+  RequireInvalid(ClientError(dir, absl::StrCat(kMinimalClient, "keepalive: {interval: 20s}\n")),
+                 {"keepalive.interval", "unknown key"});
+}
+
+}  // namespace
+}  // namespace cohort::config
