@@ -30,7 +30,8 @@ for site in "${SITES[@]}"; do
   CLIENTS+=("$!")
 done
 
-# Each kill waits for a log line of the current coordinator run, then a short random delay.
+# Each kill waits for a log line of the current coordinator run (after its first commit),
+# then a short random delay.
 KILL_AFTER=("stage=configure" "stage=secagg keys advertised" "stage=secagg unmasked"
             "stage=commit" "stage=secagg keys advertised")
 for i in "${!KILL_AFTER[@]}"; do
@@ -39,8 +40,12 @@ for i in "${!KILL_AFTER[@]}"; do
   COORDINATOR=$!
   before=$(committed)
   for _ in $(seq 1 600); do
-    # Past the first committed round of this run, so each restart makes progress.
-    if [ "$(grep -c 'stage=commit' "$log")" -ge 1 ] && grep -q "${KILL_AFTER[$i]}" <(tail -n 3 "$log"); then
+    # The pattern seen anywhere after this run's first committed round (so each restart
+    # makes progress). Looking only at the last lines missed it when rounds are quick, and
+    # the run then went on to finish the federation before its kill.
+    if awk -v pattern="${KILL_AFTER[$i]}" \
+        '{ if (seen && index($0, pattern)) found = 1; if (index($0, "stage=commit")) seen = 1 }
+         END { exit !found }' "$log"; then
       break
     fi
     kill -0 "$COORDINATOR" 2>/dev/null || break
