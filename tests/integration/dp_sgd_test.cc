@@ -313,7 +313,7 @@ TEST_CASE("Without noise and clipping, a full-batch DP-SGD step is plain gradien
 
 namespace cohort::client {
 
-TEST_CASE("A noise seed makes DP-SGD training repeat exactly; without it, it does not",
+TEST_CASE("A noise seed makes DP-SGD training repeat exactly, and without it it does not",
           "[dp]") {
   auto all = data::LoadCsv(testing::SourcePath("data/wdbc.csv"), "malignant");
   REQUIRE(all.ok());

@@ -58,7 +58,7 @@ TEST_CASE("The adaptive strategies default to eta 0.01, beta1 0.9, beta2 0.99, t
   }
 }
 
-TEST_CASE("FedAvgM reads momentum; the robust strategies parse with secure aggregation off",
+TEST_CASE("FedAvgM reads momentum, and the robust strategies parse with secure aggregation off",
           "[config]") {
   absl::StatusOr<CoordinatorConfig> momentum = StrategyConfig().Parse(
       "aggregation: {strategy: fedavgm, momentum: 0.5, server_learning_rate: 2}\n");
