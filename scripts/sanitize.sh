@@ -10,6 +10,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${COHORT_ASAN_BUILD_DIR:-$ROOT/build-asan}
 FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+# With -g, ccache hashes the working directory unless told not to: a fresh clone elsewhere
+# would then miss the cache and rebuild everything (6.5 minutes on 2 cores).
+export CCACHE_NOHASHDIR=true
 
 bash "$ROOT/scripts/setup.sh"
 start=$(date +%s)
