@@ -69,9 +69,7 @@ absl::StatusOr<TorchScriptParameters> InspectTorchScript(const std::string& eval
                                                          const std::string& path,
                                                          const std::string& scratch,
                                                          absl::Duration timeout) {
-  absl::StatusOr<ProcessResult> run = RunProcess(
-      {evaluator, "inspect", "--torchscript", path, "--out", scratch}, timeout);
-  if (!run.ok()) return run.status();
+  // Removed whatever happens, also when the evaluator is killed at the timeout.
   struct RemoveScratch {
     const std::string& path;
     ~RemoveScratch() {
@@ -79,6 +77,9 @@ absl::StatusOr<TorchScriptParameters> InspectTorchScript(const std::string& eval
       std::filesystem::remove(path, ignored);
     }
   } remove_scratch{scratch};
+  absl::StatusOr<ProcessResult> run = RunProcess(
+      {evaluator, "inspect", "--torchscript", path, "--out", scratch}, timeout);
+  if (!run.ok()) return run.status();
   if (run->signal != 0 || run->exit_code != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model.torchscript: ", absl::StripTrailingAsciiWhitespace(run->stderr_text)));
